@@ -1,0 +1,437 @@
+"""LSTM / GRU / RNN layers: drop-in replacements for torch.nn's, built from ``cells`` + ``unroll``.
+
+Shapes: T time, B batch, I input size, H hidden size, P LSTM projection size (H_out = P or H),
+L layers, D directions (2 if bidirectional else 1), G = gates · H.
+
+Same constructor, parameter names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``…),
+shapes, return values and ``PackedSequence`` handling as torch.nn, so ``load_state_dict`` works both
+ways. Extras, keyword-only: ``forward(..., lengths=)`` without packing; LSTM ``peephole``,
+``layer_norm``, ``forget_bias``; GRU ``reset_after`` and ``layer_norm``; ``recurrent_dropout``
+(variational) and ``zoneout``, both active only in ``train()``.
+
+Two implementations, chosen explicitly and reported in ``layer.last_impl``:
+
+* ``"fused"``: torch's own kernel (oneDNN on CPU, cuDNN on GPU) called with this layer's weights, for
+  the configurations it computes (plain LSTM incl. projection, GRU with reset_after=True, RNN);
+* ``"loop"``: the readable reference, ``unroll`` over the step functions of ``cells``; it computes
+  everything, and the tests prove both give the same outputs and gradients.
+
+``impl="auto"`` takes the fused kernel whenever it applies; ``impl="fused"`` raises if it cannot;
+``impl="loop"`` always loops.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .cells import _add_layer_norm, _layer_norm_params, _norm, _reset_layer_norm, gru_step, \
+    lstm_step, rnn_step
+from .unroll import State, check_lengths, map_state, mask_padding, time_mask, unroll
+
+__all__ = ["RNN", "LSTM", "GRU"]
+
+IMPLS = ("auto", "fused", "loop")
+
+
+class _RecurrentLayer(nn.Module):
+    gates = 1
+    cell_name = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, layer_norm: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{self.cell_name}: {name} must be a positive integer, got {value!r}")
+        for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout),
+                        ("zoneout", zoneout)):
+            if not 0.0 <= float(p) < 1.0:
+                raise ValueError(f"{self.cell_name}: {name} must be in [0, 1), got {p!r}")
+        if proj_size < 0 or (proj_size > 0 and proj_size >= hidden_size):
+            raise ValueError(f"{self.cell_name}: proj_size must be in [0, hidden_size), "
+                             f"got {proj_size}")
+        if impl not in IMPLS:
+            raise ValueError(f"{self.cell_name}: impl must be one of {IMPLS}, got {impl!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.dropout, self.proj_size = float(dropout), proj_size
+        self.layer_norm = layer_norm
+        self.recurrent_dropout, self.zoneout = float(recurrent_dropout), float(zoneout)
+        self.impl = impl
+        self.last_impl: Optional[str] = None
+
+        kw = {"device": device, "dtype": dtype}
+        G, H_out = self.gates * hidden_size, proj_size or hidden_size
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else H_out * self.num_directions
+            for suffix in self._suffixes(layer):
+                # Registration order is torch's, so parameters() lists them in the same order.
+                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(G, layer_in, **kw)))
+                self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(G, H_out, **kw)))
+                if bias:
+                    self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(G, **kw)))
+                    self.register_parameter(f"bias_hh{suffix}", nn.Parameter(torch.empty(G, **kw)))
+                if proj_size:
+                    self.register_parameter(f"weight_hr{suffix}",
+                                            nn.Parameter(torch.empty(proj_size, hidden_size, **kw)))
+                self._add_extra_parameters(suffix, kw)
+
+    # -- structure -------------------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    def _add_extra_parameters(self, suffix: str, kw: dict) -> None:
+        """Cell-specific parameters beyond torch's (peepholes, layer norm)."""
+
+    def reset_parameters(self) -> None:
+        # torch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias.
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+        for layer in range(self.num_layers):
+            for suffix in self._suffixes(layer):
+                _reset_layer_norm(self, suffix)
+
+    def flatten_parameters(self) -> None:
+        """Accepted for drop-in compatibility with torch.nn; the fused path needs no flat buffer."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("proj_size", 0), ("layer_norm", False),
+                              ("recurrent_dropout", 0.0), ("zoneout", 0.0), ("impl", "auto")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return s
+
+    # -- implementation choice ---------------------------------------------------------------------
+
+    def fused_unsupported(self) -> Optional[str]:
+        """Why torch's fused kernel cannot compute this configuration now (None if it can)."""
+        if self.layer_norm:
+            return "layer_norm"
+        if self.recurrent_dropout and self.training:
+            return "recurrent_dropout in train()"
+        if self.zoneout:
+            return "zoneout"  # its eval form (h = z·h_old + (1 - z)·h_new) is not torch's either
+        return None
+
+    def _choose_impl(self) -> str:
+        reason = self.fused_unsupported()
+        if self.impl == "fused" and reason is not None:
+            raise RuntimeError(f"{self.cell_name}: impl='fused' but torch's fused kernel does not "
+                               f"compute {reason}; use impl='auto' or 'loop'")
+        if self.impl == "loop" or reason is not None:
+            return "loop"
+        return "fused"
+
+    # -- forward -----------------------------------------------------------------------------------
+
+    def forward(self, input: Union[Tensor, PackedSequence], hx: Optional[State] = None, *,
+                lengths: Optional[Union[Tensor, list[int]]] = None):
+        """Returns ``(output, h_n)`` (RNN, GRU) or ``(output, (h_n, c_n))`` (LSTM), as torch.nn.
+
+        ``output`` is (T, B, D·H_out) — (B, T, D·H_out) with ``batch_first`` — or a PackedSequence
+        for a packed input; states are (L·D, B, H_out) and, for LSTM, c (L·D, B, H).
+        """
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError(f"{self.cell_name}: pass lengths= or a PackedSequence, not both")
+            x, lengths = pad_packed_sequence(input)                       # (T, B, I), original order
+            unbatched = False
+        else:
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{self.cell_name}: expected input of 3 dimensions (T, B, I) "
+                                 f"or 2 (T, I) unbatched, got shape {tuple(input.shape)}")
+            unbatched = input.dim() == 2
+            x = input.unsqueeze(1) if unbatched else (
+                input.transpose(0, 1) if self.batch_first else input)    # (T, B, I)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{self.cell_name}: input has {x.shape[-1]} features in its last "
+                             f"dimension, expected input_size={self.input_size}")
+        T, B = x.shape[0], x.shape[1]
+        if lengths is not None:
+            lengths = check_lengths(lengths, T, B, x.device)
+        state0 = self._initial_state(x, hx, unbatched)
+
+        self.last_impl = self._choose_impl()
+        run = self._forward_fused if self.last_impl == "fused" else self._forward_loop
+        out, state = run(x, state0, lengths)                              # (T, B, D·H_out)
+
+        if packed:
+            # Re-pack in the input's own sorted order, so that data and batch_sizes line up with it.
+            order = input.sorted_indices
+            sorted_out = out if order is None else out.index_select(1, order)
+            sorted_len = lengths.cpu() if order is None else lengths.cpu()[order.cpu()]
+            data = pack_padded_sequence(sorted_out, sorted_len, enforce_sorted=True).data
+            return PackedSequence(data, input.batch_sizes, input.sorted_indices,
+                                  input.unsorted_indices), state
+        if unbatched:
+            return out.squeeze(1), map_state(lambda s: s.squeeze(1), state)
+        return (out.transpose(0, 1) if self.batch_first else out), state
+
+    def _initial_state(self, x: Tensor, hx: Optional[State], unbatched: bool) -> State:
+        B, LD = x.shape[1], self.num_layers * self.num_directions
+        shapes = self._state_shapes(LD, B)
+        if hx is None:
+            zeros = tuple(x.new_zeros(shape) for shape in shapes)
+            return zeros if len(zeros) > 1 else zeros[0]
+        parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(parts) != len(shapes):
+            raise ValueError(f"{self.cell_name}: expected a hidden state of {len(shapes)} tensor(s), "
+                             f"got {len(parts)}")
+        checked = []
+        for name, part, shape in zip(("h_0", "c_0"), parts, shapes):
+            part = part.unsqueeze(1) if unbatched else part
+            if tuple(part.shape) != shape:
+                want = shape if not unbatched else (shape[0], shape[2])
+                got = part.shape if not unbatched else part.squeeze(1).shape
+                raise ValueError(f"{self.cell_name}: {name} has shape {tuple(got)}, expected {want} "
+                                 f"(layers × directions, batch, hidden)")
+            checked.append(part)
+        return tuple(checked) if len(checked) > 1 else checked[0]
+
+    def _state_shapes(self, LD: int, B: int) -> list[tuple[int, int, int]]:
+        return [(LD, B, self.proj_size or self.hidden_size)]
+
+    # -- the fused kernel ----------------------------------------------------------------------------
+
+    def _flat_weights(self) -> list[Tensor]:
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else []) + \
+                (["weight_hr"] if self.proj_size else [])
+        return [getattr(self, n + s) for layer in range(self.num_layers)
+                for s in self._suffixes(layer) for n in names]
+
+    def _fused_kernel(self):
+        raise NotImplementedError
+
+    def _forward_fused(self, x: Tensor, state0: State, lengths: Optional[Tensor]):
+        kernel = self._fused_kernel()
+        as_arg = lambda s: s if isinstance(s, Tensor) else list(s)     # torch.lstm takes [h, c]
+        args = (self._flat_weights(), self.bias, self.num_layers, self.dropout, self.training,
+                self.bidirectional)
+        if lengths is None:
+            out, *state = kernel(x, as_arg(state0), *args, False)
+            return out, (state[0] if len(state) == 1 else tuple(state))
+        # Packing drops the padding, so the kernel never sees it. Zero-length rows cannot be packed:
+        # they run one step on zeroed input, and their output and state are reset below.
+        x = mask_padding(x, lengths)
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), enforce_sorted=False)
+        order, unorder = packed.sorted_indices, packed.unsorted_indices
+        hx_sorted = map_state(lambda s: s.index_select(1, order), state0)
+        data, *state = kernel(packed.data, packed.batch_sizes, as_arg(hx_sorted), *args)
+        out, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, unorder),
+                                     total_length=x.shape[0])            # (T, B, D·H_out)
+        state = tuple(s.index_select(1, unorder) for s in state)
+        empty = (lengths == 0).view(1, -1, 1)
+        if bool(empty.any()):
+            out = out * time_mask(lengths, x.shape[0]).unsqueeze(-1)
+            state = tuple(torch.where(empty, s0, s) for s, s0 in
+                          zip(state, (state0,) if isinstance(state0, Tensor) else state0))
+        return out, (state[0] if len(state) == 1 else state)
+
+    # -- the readable loop ------------------------------------------------------------------------------
+
+    def _step_fn(self, suffix: str, h_mask: Optional[Tensor]):
+        """The cell's one-step function with this direction's weights bound: (x_proj, state) -> state."""
+        raise NotImplementedError
+
+    def _forward_loop(self, x: Tensor, state0: State, lengths: Optional[Tensor]):
+        if lengths is not None:
+            x = mask_padding(x, lengths)   # NaN padding must not reach the input-projection GEMM
+        states0 = [s.unbind(0) for s in ((state0,) if isinstance(state0, Tensor) else state0)]
+        finals, layer_input = [], x
+        for layer in range(self.num_layers):
+            outs = []
+            for d, suffix in enumerate(self._suffixes(layer)):
+                k = layer * self.num_directions + d
+                init = tuple(s[k] for s in states0)
+                init = init[0] if len(init) == 1 else init
+                # All T input projections in one GEMM: (T, B, I) -> (T, B, G).
+                ln = _layer_norm_params(self, suffix)
+                x_proj = _norm(F.linear(layer_input, getattr(self, f"weight_ih{suffix}"),
+                                        getattr(self, f"bias_ih{suffix}", None)), ln["ih"])
+                step = self._with_zoneout(self._step_fn(suffix, self._recurrent_mask(init)))
+                out, final = unroll(step, x_proj, init, lengths=lengths, reverse=d == 1)
+                outs.append(out)                                          # (T, B, H_out)
+                finals.append(final)
+            layer_input = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        if isinstance(finals[0], Tensor):
+            return layer_input, torch.stack(finals)
+        return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
+
+    def _recurrent_mask(self, init: State) -> Optional[Tensor]:
+        """One variational-dropout mask per sequence for the h entering the recurrent matmul."""
+        if not (self.recurrent_dropout and self.training):
+            return None
+        h = init if isinstance(init, Tensor) else init[0]
+        keep = 1.0 - self.recurrent_dropout
+        return torch.bernoulli(torch.full_like(h, keep)) / keep
+
+    def _with_zoneout(self, step):
+        """Zoneout (Krueger et al. 2017): each unit keeps its previous value with probability z.
+
+        In train() the choice is random per step and unit; in eval() the expectation is used:
+        s = z·s_old + (1 - z)·s_new.
+        """
+        z = self.zoneout
+        if not z:
+            return step
+
+        def zoned(x_t: Tensor, state: State):
+            _, new = step(x_t, state)
+            if self.training:
+                keep = lambda old, nw: torch.where(torch.rand_like(nw) < z, old, nw)
+            else:
+                keep = lambda old, nw: z * old + (1 - z) * nw
+            new = map_state(keep, state, new)
+            return (new if isinstance(new, Tensor) else new[0]), new
+
+        return zoned
+
+
+class RNN(_RecurrentLayer):
+    """torch.nn.RNN drop-in (Elman network, tanh or relu), with lengths=, recurrent dropout, zoneout."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype, recurrent_dropout=recurrent_dropout,
+                         zoneout=zoneout, impl=impl)
+        self.reset_parameters()
+
+    def _fused_kernel(self):
+        return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
+
+    def _step_fn(self, suffix, h_mask):
+        w_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
+
+        def step(x_proj, h):
+            h = rnn_step(x_proj, h, w_hh, b_hh, self.nonlinearity, h_mask)
+            return h, h
+        return step
+
+
+class LSTM(_RecurrentLayer):
+    """torch.nn.LSTM drop-in, plus ``peephole``, ``layer_norm``, ``forget_bias``, recurrent dropout,
+    zoneout and ``lengths=``. Peephole weights are ``weight_c{i,f,o}{suffix}`` of shape (H,); layer-norm
+    parameters are ``ln_{ih,hh,c}_{weight,bias}{suffix}``.
+    """
+
+    gates = 4
+    cell_name = "LSTM"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
+                 layer_norm: bool = False, forget_bias: float = 0.0,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+        self.peephole, self.forget_bias = peephole, float(forget_bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, device, dtype, layer_norm=layer_norm,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, impl=impl)
+        self.reset_parameters()
+
+    def _add_extra_parameters(self, suffix, kw):
+        H = self.hidden_size
+        if self.peephole:
+            for gate in "ifo":
+                self.register_parameter(f"weight_c{gate}{suffix}", nn.Parameter(torch.empty(H, **kw)))
+        if self.layer_norm:
+            _add_layer_norm(self, suffix, 4 * H, H, kw)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.bias and self.forget_bias:
+            H = self.hidden_size
+            with torch.no_grad():
+                for layer in range(self.num_layers):
+                    for suffix in self._suffixes(layer):
+                        getattr(self, f"bias_ih{suffix}")[H:2 * H] += self.forget_bias
+
+    def fused_unsupported(self):
+        return "peephole" if self.peephole else super().fused_unsupported()
+
+    def _state_shapes(self, LD, B):
+        return [(LD, B, self.proj_size or self.hidden_size), (LD, B, self.hidden_size)]
+
+    def _fused_kernel(self):
+        return torch.lstm
+
+    def _step_fn(self, suffix, h_mask):
+        g = lambda name: getattr(self, f"{name}{suffix}", None)
+        peep = (g("weight_ci"), g("weight_cf"), g("weight_co")) if self.peephole else (None,) * 3
+        ln = _layer_norm_params(self, suffix)
+        step_params = dict(weight_hh=g("weight_hh"), bias_hh=g("bias_hh"), weight_ci=peep[0],
+                           weight_cf=peep[1], weight_co=peep[2], weight_hr=g("weight_hr"),
+                           ln_hh=ln["hh"], ln_c=ln["c"], h_mask=h_mask)
+        cell = partial(lstm_step, **step_params)
+
+        def step(x_proj, state):
+            h, c = cell(x_proj, state)
+            return h, (h, c)
+        return step
+
+
+class GRU(_RecurrentLayer):
+    """torch.nn.GRU drop-in, plus ``reset_after`` (False: Cho et al. 2014), ``layer_norm``, recurrent
+    dropout, zoneout and ``lengths=``.
+    """
+
+    gates = 3
+    cell_name = "GRU"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, reset_after: bool = True, layer_norm: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+        self.reset_after = reset_after
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype, layer_norm=layer_norm,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, impl=impl)
+        self.reset_parameters()
+
+    def _add_extra_parameters(self, suffix, kw):
+        if self.layer_norm:
+            H = self.hidden_size
+            # Cho's form normalises only W_h{r,z} h: the candidate's matmul waits for r.
+            _add_layer_norm(self, suffix, 3 * H, None, kw, hh_size=(3 if self.reset_after else 2) * H)
+
+    def fused_unsupported(self):
+        return "reset_after=False" if not self.reset_after else super().fused_unsupported()
+
+    def _fused_kernel(self):
+        return torch.gru
+
+    def _step_fn(self, suffix, h_mask):
+        w_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
+        ln_hh = _layer_norm_params(self, suffix)["hh"]
+
+        def step(x_proj, h):
+            h = gru_step(x_proj, h, w_hh, b_hh, self.reset_after, ln_hh, h_mask)
+            return h, h
+        return step

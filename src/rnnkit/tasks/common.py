@@ -1,0 +1,105 @@
+"""What every ``rnnkit train <task>`` shares: the training flags, the device, the run directory.
+
+Run directory layout (written by every task):
+    config.json     fully resolved configuration (task, model, training, data)
+    vocab.json      the vocabulary, when the task has one
+    metrics.jsonl   one JSON object per logged step and per evaluation
+    summary.json    final and best metrics, steps, seconds
+    loss.png        training and validation loss curves
+    best.safetensors / last.safetensors   checkpoints (weights + JSON header), written atomically
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..train.checkpoint import atomic_write_text
+from ..train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
+
+
+class UsageError(ValueError):
+    """A bad command-line request; the CLI prints it as one line and exits with status 2."""
+
+
+def add_training_arguments(p: argparse.ArgumentParser, *, lr: float, batch_size: int,
+                           clip: Optional[float] = 5.0, eval_every: int = 200) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=float, help="passes over the training data")
+    g.add_argument("--minutes", type=float, help="wall-clock training budget")
+    g.add_argument("--lr", type=float, default=lr, help=f"learning rate (default {lr})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--schedule", choices=SCHEDULES, default="cosine",
+                   help="cosine: decay over the planned steps of the budget (default)")
+    g.add_argument("--warmup-steps", type=int, default=0)
+    g.add_argument("--clip", type=float, default=clip, help="max gradient norm (0: off)")
+    g.add_argument("--clip-value", type=float, help="clamp each gradient element (char-rnn style)")
+    g.add_argument("--batch-size", type=int, default=batch_size)
+    g.add_argument("--eval-every", type=int, default=eval_every, help="steps between validations")
+    g.add_argument("--log-every", type=int, default=50)
+    g.add_argument("--patience", type=int, help="early stopping after N evaluations without gain")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--out", type=Path, help="run directory (default runs/<task>-<time>)")
+    g.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an interrupted run exactly where its last checkpoint left it")
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    if args.batch_size is not None and args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    return TrainConfig(epochs=args.epochs, minutes=args.minutes, lr=args.lr,
+                       optimizer=args.optimizer, weight_decay=args.weight_decay,
+                       schedule=args.schedule, warmup_steps=args.warmup_steps,
+                       clip=args.clip or None, clip_value=args.clip_value,
+                       eval_every=args.eval_every, log_every=args.log_every,
+                       patience=args.patience, seed=args.seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+
+
+def new_run_dir(out: Optional[Path], task: str) -> Path:
+    """Create a fresh run directory; an existing non-empty one is never touched."""
+    run = out or Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run.exists() and (not run.is_dir() or any(run.iterdir())):
+        raise UsageError(f"{run} already exists and is not empty: choose another --out, or "
+                         f"continue it with --resume {run}")
+    run.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def write_json(path: Path, obj: dict) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise UsageError(f"{path} is missing: is {path.parent} an rnnkit run directory?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_run_config(run_dir: Path) -> dict:
+    return read_json(Path(run_dir) / "config.json")
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """The checkpoint to use a trained run with: ``best``, else ``last``."""
+    for name in ("best", "last"):
+        path = Path(run_dir) / f"{name}.safetensors"
+        if path.is_file():
+            return path
+    raise UsageError(f"{run_dir} has no checkpoint (best.safetensors or last.safetensors)")

@@ -1,0 +1,340 @@
+"""The model-agnostic training loop every ``rnnkit train <task>`` shares.
+
+A task supplies a :class:`TaskHooks` object (how to get the next batch, how to compute a loss, how to
+evaluate); the trainer owns the rest: optimiser, learning-rate schedule, gradient clipping (by norm,
+and by value as char-rnn does), a guard that stops on a non-finite loss or gradient before anything is
+saved, early stopping on the validation loss, a wall-clock budget, progress output, ``metrics.jsonl``,
+``summary.json``, ``loss.png`` and the ``best``/``last`` checkpoints.
+
+Exact resume: the ``last`` checkpoint holds the model, optimiser, schedule, step, the task's data
+position and carried state, and every RNG state; a resumed run continues the same loss curve.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
+from .progress import Progress
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine", "plateau")
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or the gradient became NaN/Inf; nothing was saved from that step."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: Optional[float] = None       # stop after this many passes over the training data
+    minutes: Optional[float] = None      # ... or after this wall-clock budget, whichever comes first
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "cosine"             # cosine decays to lr·min_lr_ratio over the planned steps
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05
+    clip: Optional[float] = 5.0          # max gradient norm (None: no clipping)
+    clip_value: Optional[float] = None   # clamp each gradient element to ±clip_value (char-rnn)
+    eval_every: int = 500                # steps between validations (and `last` checkpoints)
+    log_every: int = 50
+    patience: Optional[int] = None       # early stopping: evaluations without improvement
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.minutes is None:
+            raise ValueError("give a training budget: --epochs and/or --minutes")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("epochs", "minutes", "clip", "clip_value"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+
+
+class TaskHooks(Protocol):
+    """What a task gives the trainer. ``state_dict`` holds the data position and carried state."""
+
+    unit: str                                   # what throughput counts: "chars", "examples", ...
+
+    def steps_per_epoch(self) -> int: ...
+    def epochs_done(self) -> float: ...
+    def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
+        """Draw the next batch, return (mean loss to backpropagate, number of units in it)."""
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics; must contain ``val_loss``."""
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":   # char-rnn's choice (alpha 0.95)
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+class Trainer:
+    """Runs training into ``run_dir``; ``fit()`` returns the summary dict (also in summary.json)."""
+
+    def __init__(self, model: nn.Module, task: TaskHooks, cfg: TrainConfig, run_dir: Path,
+                 meta: dict, device: torch.device, resume: bool = False,
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)):
+        self.model, self.task, self.cfg, self.run_dir = model, task, cfg, Path(run_dir)
+        self.meta, self.device, self.log = meta, device, log
+        self.optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        self.step, self.best_val, self.bad_evals, self.planned_steps = 0, math.inf, 0, None
+        self.seconds_before = 0.0            # wall time of earlier (interrupted) segments
+        self.plateau_scale = 1.0
+        if resume:
+            self._restore()
+        else:
+            seed_everything(cfg.seed)
+
+    # -- learning rate ------------------------------------------------------------------------------
+
+    def lr_at(self, step: int) -> float:
+        cfg = self.cfg
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine" and self.planned_steps:
+            progress = min(1.0, (step - cfg.warmup_steps) / max(1, self.planned_steps - cfg.warmup_steps))
+            floor = cfg.min_lr_ratio
+            return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+        return cfg.lr * self.plateau_scale
+
+    def _plan_steps(self, seconds_per_step: Optional[float]) -> None:
+        """Fix the number of steps the cosine schedule spans (stored, so a resume keeps it)."""
+        by_epochs = self.cfg.epochs * self.task.steps_per_epoch() if self.cfg.epochs else math.inf
+        by_time = (self.cfg.minutes * 60 / seconds_per_step
+                   if self.cfg.minutes and seconds_per_step else math.inf)
+        self.planned_steps = int(min(by_epochs, by_time))
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+
+    def _training_state(self, elapsed: float) -> dict:
+        return {"step": self.step, "best_val": self.best_val if math.isfinite(self.best_val) else None,
+                "bad_evals": self.bad_evals, "planned_steps": self.planned_steps,
+                "plateau_scale": self.plateau_scale, "seconds": elapsed,
+                "optimizer": self.optimizer.state_dict(), "task": self.task.state_dict(),
+                "rng": rng_state()}
+
+    def _save(self, name: str, elapsed: float, metrics: dict) -> None:
+        meta = dict(self.meta, step=self.step, metrics=metrics)
+        state = self._training_state(elapsed) if name == "last" else None
+        save_checkpoint(self.run_dir / f"{name}.safetensors", self.model.state_dict(), meta, state)
+
+    def _restore(self) -> None:
+        weights, _, state = load_checkpoint(self.run_dir / "last.safetensors")
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.task.load_state_dict(state["task"])
+        self.step, self.bad_evals = state["step"], state["bad_evals"]
+        self.best_val = math.inf if state["best_val"] is None else state["best_val"]
+        self.planned_steps, self.plateau_scale = state["planned_steps"], state["plateau_scale"]
+        self.seconds_before = state["seconds"]
+        set_rng_state(state["rng"])
+        _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        self.log(f"resumed at step {self.step} from {self.run_dir / 'last.safetensors'}")
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def fit(self) -> dict:
+        cfg, model, task = self.cfg, self.model, self.task
+        params = [p for p in model.parameters() if p.requires_grad]
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        start = time.perf_counter()
+        elapsed = lambda: self.seconds_before + time.perf_counter() - start
+        progress = Progress(total_seconds=cfg.minutes * 60 if cfg.minutes else None,
+                            total_steps=self.planned_steps, unit=task.unit)
+        units_since, time_since, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
+        history: list[dict] = []
+        last_eval: dict[str, float] = {}
+        stop_reason = "budget"
+        timing_steps, timing_start = 0, None
+
+        def budget_left() -> bool:
+            if cfg.minutes and elapsed() >= cfg.minutes * 60:
+                return False
+            if cfg.epochs and task.epochs_done() >= cfg.epochs:
+                return False
+            return self.planned_steps is None or self.step < self.planned_steps
+
+        try:
+            while budget_left():
+                # Plan the schedule's length from the speed of the first steps (after a warm-up).
+                if self.planned_steps is None:
+                    if cfg.minutes is None or cfg.schedule != "cosine":
+                        self._plan_steps(None)
+                    elif timing_steps == 3:
+                        timing_start = time.perf_counter()
+                    elif timing_steps == 13:
+                        per_step = (time.perf_counter() - timing_start) / 10
+                        # Leave room for evaluations: they are not training steps.
+                        self._plan_steps(per_step * 1.08)
+                        self.planned_steps = max(self.planned_steps, self.step + 1)
+                        progress.total_steps = self.planned_steps
+                    timing_steps += 1
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr_at(self.step)
+                model.train()
+                loss, units = task.train_step(model)
+                if not torch.isfinite(loss):
+                    raise NonFiniteError(f"loss is {loss.item()} at step {self.step + 1}; "
+                                         f"stopping without saving this step")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_value:
+                    torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or math.inf)
+                if not torch.isfinite(grad_norm):
+                    raise NonFiniteError(f"gradient norm is {grad_norm.item()} at step "
+                                         f"{self.step + 1} (loss {loss.item():.4f}); stopping "
+                                         f"without saving this step")
+                self.optimizer.step()
+                self.step += 1
+                loss_sum, loss_n, units_since = loss_sum + loss.item(), loss_n + 1, units_since + units
+
+                if self.step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    rate = units_since / max(now - time_since, 1e-9)
+                    row = {"step": self.step, "train_loss": loss_sum / loss_n,
+                           "grad_norm": float(grad_norm), "lr": self.lr_at(self.step - 1),
+                           f"{task.unit}_per_s": rate, "epoch": task.epochs_done(),
+                           "seconds": elapsed()}
+                    _write_row(metrics_file, row)
+                    history.append(row)
+                    progress.update(self.step, elapsed(), row["train_loss"], rate)
+                    units_since, time_since, loss_sum, loss_n = 0, now, 0.0, 0
+
+                if self.step % cfg.eval_every == 0:
+                    last_eval = self._evaluate_and_save(metrics_file, history, elapsed())
+                    if cfg.patience and self.bad_evals >= cfg.patience:
+                        stop_reason = "early_stopping"
+                        break
+            if not last_eval or last_eval.get("step") != self.step:
+                last_eval = self._evaluate_and_save(metrics_file, history, elapsed())
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+            self.log("interrupted: the last complete checkpoint is kept; --resume continues from it")
+            raise
+        finally:
+            progress.close()
+            metrics_file.close()
+
+        summary = self._summary(last_eval, elapsed(), stop_reason)
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        _plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
+        return summary
+
+    def _evaluate_and_save(self, metrics_file, history: list, seconds: float) -> dict:
+        metrics = self.task.evaluate(self.model)
+        val = metrics["val_loss"]
+        if not math.isfinite(val):
+            raise NonFiniteError(f"validation loss is {val} at step {self.step}; not saved")
+        row = {"step": self.step, **metrics, "seconds": seconds}
+        _write_row(metrics_file, row)
+        history.append(row)
+        improved = val < self.best_val
+        if improved:
+            self.best_val, self.bad_evals = val, 0
+            self._save("best", seconds, row)
+        else:
+            self.bad_evals += 1
+            if self.cfg.schedule == "plateau":
+                self.plateau_scale *= 0.5
+        self._save("last", seconds, row)
+        self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in row.items()) + (" *" if improved else ""))
+        return row
+
+    def _summary(self, last_eval: dict, seconds: float, stop_reason: str) -> dict:
+        final = {k: v for k, v in last_eval.items() if k not in ("step", "seconds")}
+        best_row = self._best_row()
+        return {"task": self.meta.get("task"), "steps": self.step, "seconds": round(seconds, 2),
+                "stop_reason": stop_reason, "best_val_loss": self.best_val,
+                "final_val_loss": final.get("val_loss"),
+                "final": final, "best": best_row, "epochs": self.task.epochs_done()}
+
+    def _best_row(self) -> dict:
+        best = None
+        path = self.run_dir / "metrics.jsonl"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if "val_loss" in row and (best is None or row["val_loss"] < best["val_loss"]):
+                best = row
+        return best or {}
+
+
+def _write_row(f, row: dict) -> None:
+    f.write(json.dumps(row) + "\n")
+    f.flush()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after the checkpoint we resume from (the killed run got further)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(r + "\n" for r in rows))
+
+
+def _plot_losses(metrics_path: Path, png_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines()]
+    train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if train:
+        ax.plot(*zip(*train), label="train", lw=1)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation", lw=1.5, ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per unit)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+

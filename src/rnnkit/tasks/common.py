@@ -11,6 +11,7 @@ Run directory layout (written by every task):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Optional
 
 import torch
 
+from ..data.corpora import CORPORA, Corpus, load_corpus
+from ..data.text import read_text, split_train_valid
 from ..train.checkpoint import atomic_write_text
 from ..train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -103,3 +106,42 @@ def checkpoint_path(run_dir: Path) -> Path:
         if path.is_file():
             return path
     raise UsageError(f"{run_dir} has no checkpoint (best.safetensors or last.safetensors)")
+
+
+# ---- text corpora (language models, the Markov baseline) --------------------------------------------
+
+def add_text_arguments(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("data")
+    src = d.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=CORPORA, help="a bundled corpus")
+    src.add_argument("--text", nargs="+", metavar="FILE", help="your own text file(s)")
+    d.add_argument("--encoding", default="utf-8")
+    d.add_argument("--level", choices=("char", "word"), default="char")
+    d.add_argument("--min-count", type=int, default=2, help="word level: rarer words become <unk>")
+    d.add_argument("--valid-fraction", type=float, default=0.05,
+                   help="--text: the tail kept for validation")
+
+
+def load_text_corpus(dataset: Optional[str], text_files: Optional[list[str]], encoding: str,
+                     valid_fraction: float) -> Corpus:
+    """A bundled corpus with its fixed split, or the user's files split at a line boundary."""
+    if dataset:
+        return load_corpus(dataset)
+    if not text_files:
+        raise UsageError("give the training text: --dataset NAME or --text FILE [FILE ...]")
+    if not 0 < valid_fraction < 1:
+        raise UsageError(f"--valid-fraction must be in (0, 1), got {valid_fraction}")
+    text = read_text(text_files, encoding=encoding)
+    train, valid = split_train_valid(text, valid_fraction)
+    if not train or not valid:
+        raise UsageError(f"the text ({len(text)} characters) is too short to split into training "
+                         f"and validation parts")
+    return Corpus("text", train, valid, " ".join(str(f) for f in text_files))
+
+
+def corpus_fingerprint(corpus: Corpus) -> str:
+    """sha256 of the training and validation text: a resume must see exactly the same data."""
+    h = hashlib.sha256()
+    for part in (corpus.train, "\0", corpus.valid):
+        h.update(part.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()

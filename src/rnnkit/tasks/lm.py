@@ -5,10 +5,9 @@ Shapes: B batch (= TBPTT streams), T chunk length, V vocabulary.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -17,57 +16,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.batching import StreamBatches
-from ..data.corpora import CORPORA, load_corpus
-from ..data.text import read_text, split_train_valid
+from ..data.corpora import Corpus
+from ..data.text import read_text
 from ..data.vocab import CharVocab, WordVocab, tokenize, vocab_from_json
 from ..models.language_model import CELLS, LanguageModel, LanguageModelConfig
 from ..sampling import check_sampling
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..unroll import detach_state
-from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     read_json, read_run_config, resolve_device, train_config, write_json)
+from .common import (UsageError, add_text_arguments, add_training_arguments, checkpoint_path,
+                     corpus_fingerprint, load_text_corpus, new_run_dir, read_json, read_run_config,
+                     resolve_device, train_config, write_json)
 
 TASK = "lm"
 
 
 # ---- data -------------------------------------------------------------------------------------------
 
-@dataclass
-class LMData:
-    train_text: str
-    valid_text: str
-    source: str
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for part in (self.train_text, "\0", self.valid_text):
-            h.update(part.encode("utf-8", "surrogatepass"))
-        return h.hexdigest()
-
-
-def load_lm_data(dataset: Optional[str], text_files: Optional[list[str]], encoding: str,
-                 valid_fraction: float) -> LMData:
-    if dataset:
-        corpus = load_corpus(dataset)
-        return LMData(corpus.train, corpus.valid, corpus.source)
-    text = read_text(text_files, encoding=encoding)
-    train, valid = split_train_valid(text, valid_fraction)
-    if not train or not valid:
-        raise UsageError(f"the text ({len(text)} characters) is too short to split into training "
-                         f"and validation parts")
-    return LMData(train, valid, " ".join(str(f) for f in text_files))
-
-
 def units(text: str, level: str) -> list[str] | str:
     return text if level == "char" else tokenize(text, lower=False)
 
 
-def build_vocab(data: LMData, level: str, min_count: int):
+def build_vocab(data: Corpus, level: str, min_count: int):
     if level == "char":
         # Every character of the corpus (validation too): validation never meets an unknown symbol.
-        return CharVocab(sorted(set(data.train_text) | set(data.valid_text)))
-    return WordVocab.build([units(data.train_text, level)], min_count=min_count)
+        return CharVocab(sorted(set(data.train) | set(data.valid)))
+    return WordVocab.build([units(data.train, level)], min_count=min_count)
 
 
 def encode(vocab, text: str, level: str) -> Tensor:
@@ -122,12 +96,12 @@ def evaluate_lm(model: nn.Module, ids: Tensor, device: torch.device, streams: in
                 chunk: int = 500) -> float:
     """Mean loss (nats per symbol) of predicting ids[1:] from ids[:-1], state carried throughout.
 
-    The text is cut into ``streams`` contiguous parts run side by side; each part but the first starts
-    from a zero state, which costs a little at ``streams`` places out of the whole text.
+    The text is cut into up to ``streams`` contiguous parts run side by side (for speed); each part
+    starts from a zero state, so parts are kept at least 2,000 symbols long to make that cost small.
     """
     model.eval()
     n = len(ids) - 1
-    streams = max(1, min(streams, n // 2))
+    streams = max(1, min(streams, n // 2000))
     per = n // streams
     total, count = 0.0, 0
     x = ids[: per * streams].view(streams, per)
@@ -149,15 +123,7 @@ def evaluate_lm(model: nn.Module, ids: Tensor, device: torch.device, streams: in
 # ---- command line -------------------------------------------------------------------------------------
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    d = p.add_argument_group("data")
-    src = d.add_mutually_exclusive_group()
-    src.add_argument("--dataset", choices=CORPORA, help="a bundled corpus")
-    src.add_argument("--text", nargs="+", metavar="FILE", help="your own text file(s)")
-    d.add_argument("--encoding", default="utf-8")
-    d.add_argument("--level", choices=("char", "word"), default="char")
-    d.add_argument("--min-count", type=int, default=2, help="word level: rarer words become <unk>")
-    d.add_argument("--valid-fraction", type=float, default=0.05,
-                   help="--text: the tail kept for validation")
+    add_text_arguments(p)
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=sorted(CELLS), default="lstm")
     m.add_argument("--layers", type=int, default=2)
@@ -193,10 +159,10 @@ def train(args: argparse.Namespace) -> dict:
         raise UsageError(f"--seq-len must be positive, got {args.seq_len}")
     cfg = train_config(args)
     device = resolve_device(args.device)
-    data = load_lm_data(args.dataset, args.text, args.encoding, args.valid_fraction)
+    data = load_text_corpus(args.dataset, args.text, args.encoding, args.valid_fraction)
     vocab = build_vocab(data, args.level, args.min_count)
     model_cfg = _model_config(args, len(vocab))
-    task = LMTask(encode(vocab, data.train_text, args.level), encode(vocab, data.valid_text, args.level),
+    task = LMTask(encode(vocab, data.train, args.level), encode(vocab, data.valid, args.level),
                   args.batch_size, args.seq_len, device, "chars" if args.level == "char" else "words")
     run = new_run_dir(args.out, TASK)        # only after every input has been checked
     config = {"task": TASK, "model": model_cfg.to_json(), "train": asdict(cfg),
@@ -204,7 +170,7 @@ def train(args: argparse.Namespace) -> dict:
                        "level": args.level, "min_count": args.min_count,
                        "valid_fraction": args.valid_fraction, "source": data.source,
                        "train_symbols": len(task.batches.data), "valid_symbols": len(task.valid_ids),
-                       "fingerprint": data.fingerprint()},
+                       "fingerprint": corpus_fingerprint(data)},
               "batch_size": args.batch_size, "seq_len": args.seq_len, "device": str(device)}
     write_json(run / "config.json", config)
     write_json(run / "vocab.json", vocab.to_json())
@@ -241,7 +207,7 @@ def _resume(args: argparse.Namespace) -> dict:
     if not (run / "last.safetensors").is_file():
         raise UsageError(f"{run} has no last.safetensors to resume from")
     d = config["data"]
-    data = load_lm_data(d["dataset"], d["text"], d["encoding"], d["valid_fraction"])
+    data = load_text_corpus(d["dataset"], d["text"], d["encoding"], d["valid_fraction"])
     vocab = vocab_from_json(read_json(run / "vocab.json"))
     fresh = build_vocab(data, d["level"], d["min_count"])
     if fresh.to_json() != vocab.to_json():
@@ -249,12 +215,12 @@ def _resume(args: argparse.Namespace) -> dict:
         raise UsageError(f"refusing to resume {run}: the data's vocabulary differs from the "
                          f"checkpoint's (only in the data: {''.join(sorted(new - old))!r}; only in "
                          f"the checkpoint: {''.join(sorted(old - new))!r})")
-    if data.fingerprint() != d["fingerprint"]:
+    if corpus_fingerprint(data) != d["fingerprint"]:
         raise UsageError(f"refusing to resume {run}: the training data differs from the "
-                         f"checkpoint's (sha256 {data.fingerprint()[:12]}… vs "
+                         f"checkpoint's (sha256 {corpus_fingerprint(data)[:12]}… vs "
                          f"{d['fingerprint'][:12]}…)")
     device = resolve_device(args.device if args.device != "auto" else config["device"])
-    task = LMTask(encode(vocab, data.train_text, d["level"]), encode(vocab, data.valid_text, d["level"]),
+    task = LMTask(encode(vocab, data.train, d["level"]), encode(vocab, data.valid, d["level"]),
                   config["batch_size"], config["seq_len"], device,
                   "chars" if d["level"] == "char" else "words")
     return _fit(run, config, vocab, task, device, resume=True)
@@ -304,7 +270,7 @@ def evaluate(args: argparse.Namespace) -> dict:
             raise UsageError(f"{source} has characters the model never saw: "
                              f"{''.join(vocab.unknown(text)[:20])!r}")
     else:
-        text = load_lm_data(d["dataset"], d["text"], d["encoding"], d["valid_fraction"]).valid_text
+        text = load_text_corpus(d["dataset"], d["text"], d["encoding"], d["valid_fraction"]).valid
         source = "validation split"
     ids = encode(vocab, text, d["level"])
     if len(ids) < 2:

@@ -1,0 +1,103 @@
+"""``rnnkit <verb> [task]``: train, sample, eval, gradcheck.
+
+Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
+input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from .data.errors import DataError
+from .tasks import lm, markov
+from .tasks.common import UsageError, read_run_config
+from .train.checkpoint import CheckpointError
+from .train.trainer import NonFiniteError
+
+TRAIN_TASKS = {"lm": lm, "markov": markov}
+
+
+def _run_task(run_dir: Path):
+    task = read_run_config(run_dir).get("task")
+    if task not in TRAIN_TASKS:
+        raise UsageError(f"{run_dir}: unknown task {task!r} in config.json")
+    return TRAIN_TASKS[task]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnkit", description=__doc__.split("\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    train = verbs.add_parser("train", help="train a model into a run directory")
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, module in TRAIN_TASKS.items():
+        module.add_train_arguments(tasks.add_parser(name, help=module.__doc__.split("\n")[0]))
+
+    s = verbs.add_parser("sample", help="generate text from a trained run, streamed as it comes")
+    s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    s.add_argument("--prime", default="\n", help="text the model reads before generating")
+    s.add_argument("--length", type=int, default=1000, help="symbols to generate")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--play", action="store_true",
+                   help="markov runs: write a structured play (acts, scenes, casts, exits)")
+
+    e = verbs.add_parser("eval", help="evaluate a trained run; --json prints one JSON object")
+    e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    e.add_argument("--text", nargs="+", metavar="FILE", help="evaluate on these files instead")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--device", default="auto")
+
+    g = verbs.add_parser("gradcheck", help="NumPy BPTT vs finite differences vs torch autograd")
+    g.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (UsageError, DataError, CheckpointError, NonFiniteError, ValueError) as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:       # `rnnkit sample ... | head`
+        sys.stderr.close()
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.verb == "train":
+        TRAIN_TASKS[args.task].train(args)
+        return 0
+    if args.verb == "sample":
+        for piece in _run_task(args.run_dir).sample(args):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    if args.verb == "eval":
+        result = _run_task(args.run_dir).evaluate(args)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for k, v in result.items():
+                print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+        return 0
+    if args.verb == "gradcheck":
+        from .gradcheck import format_gradcheck, run_gradcheck
+        rows = run_gradcheck()
+        print(json.dumps(rows) if args.json else format_gradcheck(rows))
+        return 0 if all(r["ok"] for r in rows) else 1
+    raise AssertionError(args.verb)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

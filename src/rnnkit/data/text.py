@@ -1,0 +1,123 @@
+"""Reading users' text files, and the train/validation split shared by every text corpus.
+
+`read_text` streams each file through an incremental decoder (never `read()` of a whole file at once
+as bytes-then-text), so a file that is not valid text is reported with the exact byte offset of the
+first bad byte, even when that byte sits in a multi-byte character cut by a chunk boundary.
+Newlines are translated as Python's text mode does ("\\r\\n" and "\\r" become "\\n").
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import os
+from pathlib import Path
+from typing import Iterable, Union
+
+from .errors import DataError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+
+def _as_path_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    out = [Path(p) for p in paths]
+    if not out:
+        raise DataError("no text files given")
+    return out
+
+
+def _decode_file(path: Path, encoding: str, chunk_size: int) -> str:
+    """Decode one file chunk by chunk; errors name the file and the absolute offset of the bad byte."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} (reading {path})") from None
+    # The newline decoder wraps the byte decoder exactly as TextIOWrapper does, so a "\r" at the end
+    # of one chunk and a "\n" at the start of the next become one newline.
+    text_decoder = io.IncrementalNewlineDecoder(decoder, translate=True)
+    parts: list[str] = []
+    offset = 0  # bytes of the file handed to the decoder so far
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"is a directory, not a text file: {path}") from None
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
+    with fh:
+        while True:
+            chunk = fh.read(chunk_size)
+            final = not chunk
+            # Bytes from the previous chunk still held inside the decoder (an unfinished character):
+            # a decode error's `start` counts from the beginning of those bytes, not of this chunk.
+            pending = len(decoder.getstate()[0])
+            try:
+                parts.append(text_decoder.decode(chunk, final=final))
+            except UnicodeDecodeError as exc:
+                bad = offset - pending + exc.start
+                shown = exc.object[exc.start:exc.end][:4]
+                raise DataError(
+                    f"{path}: not valid {encoding} text: byte offset {bad} "
+                    f"(bytes {shown.hex(' ')}: {exc.reason})"
+                ) from None
+            if final:
+                break
+            offset += len(chunk)
+    return "".join(parts)
+
+
+def read_text(paths: PathLike | Iterable[PathLike], encoding: str = "utf-8",
+              chunk_size: int = DEFAULT_CHUNK_SIZE) -> str:
+    """The text of one file or of several files in the given order.
+
+    Files are joined with a newline where one does not already end with one, so the last line of
+    a file never runs into the first line of the next. Raises `DataError` naming the file for a
+    missing file, a directory, or bytes that are not valid `encoding` (with the byte offset of the
+    first bad byte), and "no text in ..." when the result is empty.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    files = _as_path_list(paths)
+    texts: list[str] = []
+    for path in files:
+        text = _decode_file(path, encoding, chunk_size)
+        if texts and texts[-1] and not texts[-1].endswith("\n"):
+            texts.append("\n")
+        texts.append(text)
+    result = "".join(texts)
+    if not result:
+        names = ", ".join(str(p) for p in files)
+        raise DataError(f"no text in {names}")
+    return result
+
+
+def split_train_valid(text: str, valid_fraction: float = 0.05, boundary: str = "\n") -> tuple[str, str]:
+    """Split `text` into (train, valid) with about `valid_fraction` of the characters in valid.
+
+    The cut is placed right after an occurrence of `boundary` (a line boundary by default; the
+    Shakespeare corpus uses "\\n\\n", the start of a speech): the first such place at or after the
+    nominal cut point, or, when there is none, the last one before it. `train + valid == text`.
+    Raises `DataError` when no boundary leaves both parts non-empty.
+    """
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    if not boundary:
+        raise ValueError("boundary must be a non-empty string")
+    n = len(text)
+    nominal = int(round(n * (1.0 - valid_fraction)))
+    # Search for the boundary ending at or after the nominal cut, then before it.
+    found = text.find(boundary, max(0, nominal - len(boundary)))
+    cut = found + len(boundary) if found != -1 else -1
+    if not 0 < cut < n:
+        found = text.rfind(boundary, 0, nominal)
+        cut = found + len(boundary) if found != -1 else -1
+    if not 0 < cut < n:
+        raise DataError(
+            f"cannot split {n} characters into train and valid at a {boundary!r} boundary "
+            f"(the text needs at least two lines)"
+        )
+    return text[:cut], text[cut:]

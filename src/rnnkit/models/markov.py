@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from ..data.errors import DataError
+from ..files import atomic_write_bytes
 from ..data.vocab import CharVocab, WordVocab, tokenize, vocab_from_json
 
 FORMAT = "rnnkit.markov"
@@ -426,22 +426,10 @@ class MarkovModel:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write `directory/markov.json.gz` atomically (temp file in the same directory, fsync, replace)."""
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / FILENAME
+        path = Path(directory) / FILENAME
         data = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILENAME}.", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as raw:
-                # mtime=0 keeps the file byte-identical for identical models
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
-                    gz.write(data)
-                raw.flush()
-                os.fsync(raw.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # mtime=0 keeps the file byte-identical for identical models
+        atomic_write_bytes(path, gzip.compress(data, compresslevel=6, mtime=0))
         return path
 
     @classmethod

@@ -21,7 +21,7 @@ import torch
 
 from ..data.corpora import CORPORA, Corpus, load_corpus
 from ..data.text import read_text, split_train_valid
-from ..train.checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
 
 

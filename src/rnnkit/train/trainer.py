@@ -23,7 +23,8 @@ from typing import Callable, Optional, Protocol
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
+from ..files import atomic_write, atomic_write_text
+from .checkpoint import load_checkpoint, save_checkpoint
 from .progress import Progress
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")

@@ -44,7 +44,11 @@ def rnn_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Optional[Ten
     """
     h_rec = h if h_mask is None else h * h_mask
     pre = x_proj + F.linear(h_rec, weight_hh, bias_hh)                  # (B, H)
-    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
+    if nonlinearity == "tanh":
+        return torch.tanh(pre)
+    if nonlinearity == "relu":
+        return torch.relu(pre)
+    raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
 
 
 def lstm_step(x_proj: Tensor, state: tuple[Tensor, Tensor], weight_hh: Tensor,
@@ -172,11 +176,11 @@ class _CellBase(nn.Module):
         return x.new_zeros(x.shape[0], size or self.hidden_size)
 
     def _check_state(self, t: Tensor, batched: bool, B: int, size: int, name: str) -> Tensor:
-        t = t if batched else t.unsqueeze(0)
-        if t.shape != (B, size):
+        want = (B, size) if batched else (size,)          # in the caller's own (un)batched shapes
+        if tuple(t.shape) != want:
             raise ValueError(f"{type(self).__name__}: {name} has shape {tuple(t.shape)}, "
-                             f"expected ({B}, {size})")
-        return t
+                             f"expected {want}")
+        return t if batched else t.unsqueeze(0)
 
 
 class RNNCell(_CellBase):

@@ -188,3 +188,13 @@ def test_nonfinite_loss_stops_without_saving(corpus, tmp_path, capsys, monkeypat
           capsys, "loss is nan at step 15")
     weights, meta, _ = load_checkpoint(run / "last.safetensors")
     assert meta["step"] == 10 and all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_char_vocab_array_encoding_equals_the_readable_encoding():
+    from rnnkit.data.vocab import CharVocab
+    text = "ROMEO:\nÉtoile — 😀 night\tday\n"
+    vocab = CharVocab(sorted(set(text)))
+    assert vocab.encode_array(text).tolist() == vocab.encode(text)
+    assert vocab.decode(vocab.encode_array(text).tolist()) == text
+    with pytest.raises(ValueError, match="'Zq'"):
+        vocab.encode_array(text + "Zq")

@@ -94,7 +94,7 @@ def unroll(step_fn: StepFn, inputs: Tensor, initial_state: State, *,
     if lengths is not None:
         lengths = check_lengths(lengths, T, B, x.device)
         x = mask_padding(x, lengths)
-        mask = time_mask(lengths, T).unsqueeze(-1)                        # (T, B, 1)
+        mask = time_mask(lengths, T)                                      # (T, B)
     if reverse:
         x = reverse_within_lengths(x, lengths)
 
@@ -103,9 +103,10 @@ def unroll(step_fn: StepFn, inputs: Tensor, initial_state: State, *,
     for t, x_t in enumerate(x.unbind(0)):
         y_t, new_state = step_fn(x_t, state)
         if mask is not None:
-            m = mask[t]                                                   # (B, 1)
-            new_state = map_state(lambda new, old: torch.where(m, new, old), new_state, state)
-            y_t = torch.where(m, y_t, torch.zeros((), dtype=y_t.dtype, device=y_t.device))
+            # (B, 1, …) per tensor: states may have trailing dims beyond (B, H).
+            m = lambda like: mask[t].view(-1, *([1] * (like.dim() - 1)))
+            new_state = map_state(lambda new, old: torch.where(m(new), new, old), new_state, state)
+            y_t = torch.where(m(y_t), y_t, torch.zeros((), dtype=y_t.dtype, device=y_t.device))
         state = new_state
         outputs.append(y_t)
 

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import numpy as np
+
 PAD, UNK, NUM, URL = "<pad>", "<unk>", "<num>", "<url>"
 
 
@@ -45,6 +47,16 @@ class CharVocab:
 
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[i] for i in ids)
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """The ids of a whole corpus as int32 (4 bytes a character), without a Python int per char."""
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        table = np.array(sorted(ord(ch) for ch in self.chars), dtype=np.uint32)
+        pos = np.minimum(np.searchsorted(table, codes), len(table) - 1)
+        if not np.array_equal(table[pos], codes):
+            raise ValueError(f"characters not in the vocabulary: {''.join(self.unknown(text))!r}")
+        rank_to_id = np.array([self.index[chr(c)] for c in table], dtype=np.int32)
+        return rank_to_id[pos]
 
     def to_json(self) -> dict:
         return {"kind": "char", "symbols": self.chars}

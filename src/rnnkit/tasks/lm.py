@@ -45,7 +45,10 @@ def build_vocab(data: Corpus, level: str, min_count: int):
 
 
 def encode(vocab, text: str, level: str) -> Tensor:
-    return torch.tensor(vocab.encode(units(text, level)), dtype=torch.long)
+    """Token ids as int32 (half of int64's memory on large corpora); batches are cast to long."""
+    if level == "char":
+        return torch.from_numpy(vocab.encode_array(text))
+    return torch.tensor(vocab.encode(units(text, level)), dtype=torch.int32)
 
 
 # ---- the hooks the trainer calls --------------------------------------------------------------------
@@ -69,9 +72,9 @@ class LMTask:
         if self.batches.starts_sequence:
             self.state = None
         x, y = next(self.batches)                           # (B, T), (B, T)
-        logits, state = model(x.to(self.device), self.state)             # (B, T, V)
+        logits, state = model(x.to(self.device).long(), self.state)      # (B, T, V)
         self.state = detach_state(state)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.to(self.device).flatten())
+        loss = F.cross_entropy(logits.flatten(0, 1), y.to(self.device).long().flatten())
         return loss, y.numel()
 
     @torch.no_grad()
@@ -104,6 +107,7 @@ def evaluate_lm(model: nn.Module, ids: Tensor, device: torch.device, streams: in
     streams = max(1, min(streams, n // 2000))
     per = n // streams
     total, count = 0.0, 0
+    ids = ids.long()
     x = ids[: per * streams].view(streams, per)
     y = ids[1: per * streams + 1].view(streams, per)
     state = None

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--play", action="store_true",
                    help="markov runs: write a structured play (acts, scenes, casts, exits)")
+    s.add_argument("--midi", type=Path, metavar="FILE",
+                   help="folk-tunes runs: also write the generated ABC to a MIDI file")
 
     e = verbs.add_parser("eval", help="evaluate a trained run; --json prints one JSON object")
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -78,10 +80,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         TRAIN_TASKS[args.task].train(args)
         return 0
     if args.verb == "sample":
+        pieces = []
         for piece in _run_task(args.run_dir).sample(args):
             sys.stdout.write(piece)
             sys.stdout.flush()
+            pieces.append(piece)
         sys.stdout.write("\n")
+        if args.midi:
+            from .data.abc_midi import abc_to_midi
+            report = abc_to_midi("".join(pieces), args.midi)
+            print(f"rnnkit: wrote {args.midi}: {json.dumps(report)}", file=sys.stderr)
         return 0
     if args.verb == "eval":
         result = _run_task(args.run_dir).evaluate(args)

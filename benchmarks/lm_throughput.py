@@ -20,12 +20,13 @@ from torch import nn
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 
 
-def train_steps(model: nn.Module, opt, x, y, steps: int) -> float:
+def train_steps(model: nn.Module, opt, x, y, steps: int, bf16: bool = False) -> float:
     """Seconds for ``steps`` TBPTT steps (forward, backward, clip, Adam) with the state carried."""
     state = None
     start = time.perf_counter()
     for _ in range(steps):
-        logits, state = model(x, state)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits, state = model(x, state)
         state = tuple(s.detach() for s in state)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
@@ -44,6 +45,7 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX on recent Xeons)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -59,11 +61,11 @@ def main() -> None:
             (("rnnkit", ours), ("torch", theirs))}
     models = {"rnnkit": ours, "torch": theirs}
     for name in models:                                  # warm-up
-        train_steps(models[name], opts[name], x, y, 2)
+        train_steps(models[name], opts[name], x, y, 2, args.bf16)
     times = {name: [] for name in models}
     for _ in range(args.rounds):
         for name in models:
-            times[name].append(train_steps(models[name], opts[name], x, y, args.steps))
+            times[name].append(train_steps(models[name], opts[name], x, y, args.steps, args.bf16))
     chars = args.batch_size * args.seq_len * args.steps
     rate = {name: chars / statistics.median(t) for name, t in times.items()}
     result = {"config": vars(args), "rnnkit_chars_per_s": round(rate["rnnkit"]),
@@ -73,7 +75,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.layers}×{args.hidden} LSTM LM, B={args.batch_size}, T={args.seq_len}: "
+        print(f"{args.layers}×{args.hidden} LSTM LM, B={args.batch_size}, T={args.seq_len}"
+              f"{', bf16' if args.bf16 else ''}: "
               f"rnnkit {rate['rnnkit']:,.0f} chars/s ({ours.rnn.last_impl}), torch.nn "
               f"{rate['torch']:,.0f} chars/s, ratio {rate['rnnkit'] / rate['torch']:.3f}")
 

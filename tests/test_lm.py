@@ -198,3 +198,19 @@ def test_char_vocab_array_encoding_equals_the_readable_encoding():
     assert vocab.decode(vocab.encode_array(text).tolist()) == text
     with pytest.raises(ValueError, match="'Zq'"):
         vocab.encode_array(text + "Zq")
+
+
+def test_word_level_model_learns_and_samples_words(tmp_path, capsys):
+    text = tmp_path / "words.txt"
+    text.write_text("the cat sat on the mat .\n" * 200, encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "lm", "--text", str(text), "--level", "word", "--epochs", "8",
+                 "--lr", "1e-2", "--out", str(run), *SMALL]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_val_loss"] < 0.1 and "val_ppl" in summary["final"]
+    vocab = json.loads((run / "vocab.json").read_text())
+    assert vocab["kind"] == "word" and {"cat", "mat", "<unk>"} <= set(vocab["symbols"])
+    capsys.readouterr()
+    assert main(["sample", str(run), "--prime", "the cat", "--length", "5",
+                 "--temperature", "0.05"]) == 0
+    assert capsys.readouterr().out.split() == ["the", "cat", "sat", "on", "the", "mat", "."]

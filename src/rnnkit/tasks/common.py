@@ -22,7 +22,7 @@ import torch
 from ..data.corpora import CORPORA, Corpus, load_corpus
 from ..data.text import read_text, split_train_valid
 from ..files import atomic_write_text
-from ..train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
+from ..train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, native_bf16
 
 
 class UsageError(ValueError):
@@ -48,15 +48,21 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: float, batch_size:
     g.add_argument("--patience", type=int, help="early stopping after N evaluations without gain")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16: bfloat16 autocast for the forward pass; auto: bf16 where the "
+                        "hardware does it natively (AMX / AVX512-BF16 CPUs, bf16 GPUs), else fp32")
     g.add_argument("--out", type=Path, help="run directory (default runs/<task>-<time>)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an interrupted run exactly where its last checkpoint left it")
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
+def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:
     if args.batch_size is not None and args.batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
-    return TrainConfig(epochs=args.epochs, minutes=args.minutes, lr=args.lr,
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16" if native_bf16(device) else "fp32"
+    return TrainConfig(precision=precision, epochs=args.epochs, minutes=args.minutes, lr=args.lr,
                        optimizer=args.optimizer, weight_decay=args.weight_decay,
                        schedule=args.schedule, warmup_steps=args.warmup_steps,
                        clip=args.clip or None, clip_value=args.clip_value,

@@ -142,7 +142,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--recurrent-dropout", type=float, default=0.0)
     m.add_argument("--zoneout", type=float, default=0.0)
     m.add_argument("--seq-len", type=int, default=100, help="TBPTT chunk length")
-    add_training_arguments(p, lr=3e-3, batch_size=64, eval_every=200)
+    add_training_arguments(p, lr=3e-3, batch_size=64, eval_every=500)
 
 
 def _model_config(args, vocab_size: int) -> LanguageModelConfig:
@@ -161,8 +161,8 @@ def train(args: argparse.Namespace) -> dict:
         raise UsageError("give the training text: --dataset NAME or --text FILE [FILE ...]")
     if args.seq_len <= 0:
         raise UsageError(f"--seq-len must be positive, got {args.seq_len}")
-    cfg = train_config(args)
     device = resolve_device(args.device)
+    cfg = train_config(args, device)
     data = load_text_corpus(args.dataset, args.text, args.encoding, args.valid_fraction)
     vocab = build_vocab(data, args.level, args.min_count)
     model_cfg = _model_config(args, len(vocab))
@@ -189,7 +189,7 @@ def _fit(run: Path, config: dict, vocab, task: LMTask, device, resume: bool) -> 
     model = LanguageModel(LanguageModelConfig(**config["model"])).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {model.config.layers}×{model.config.hidden} {model.config.cell.upper()}, "
-          f"{n_params:,} parameters, {model.rnn.__class__.__name__} on {device}", file=sys.stderr)
+          f"{n_params:,} parameters, on {device} in {config['train']['precision']}", file=sys.stderr)
     meta = {"task": TASK, "config": config, "vocab": vocab.to_json()}
     trainer = Trainer(model, task, TrainConfig(**config["train"]), run, meta, device, resume=resume)
     summary = trainer.fit()

@@ -38,6 +38,11 @@ class Progress:
             self.stream.write(text + "\n")
         self.stream.flush()
 
+    def message(self, text: str) -> None:
+        """A log line that does not collide with the bar (the bar is redrawn at the next update)."""
+        self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
+        self.stream.flush()
+
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")

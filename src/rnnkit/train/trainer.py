@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +28,7 @@ from .progress import Progress
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
+PRECISIONS = ("fp32", "bf16")
 
 
 class NonFiniteError(RuntimeError):
@@ -42,7 +42,7 @@ class TrainConfig:
     lr: float = 2e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
-    schedule: str = "cosine"             # cosine decays to lr·min_lr_ratio over the planned steps
+    schedule: str = "cosine"             # cosine: lr → lr·min_lr_ratio as the budget is spent
     warmup_steps: int = 0
     min_lr_ratio: float = 0.05
     clip: Optional[float] = 5.0          # max gradient norm (None: no clipping)
@@ -51,12 +51,15 @@ class TrainConfig:
     log_every: int = 50
     patience: Optional[int] = None       # early stopping: evaluations without improvement
     seed: int = 0
+    precision: str = "fp32"              # bf16: forward under bfloat16 autocast (weights stay fp32)
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.minutes is None:
             raise ValueError("give a training budget: --epochs and/or --minutes")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         for name in ("epochs", "minutes", "clip", "clip_value"):
@@ -97,6 +100,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix work is native here: AMX/AVX512-BF16 via oneDNN, or a bf16 GPU."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -117,11 +128,14 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: TaskHooks, cfg: TrainConfig, run_dir: Path,
                  meta: dict, device: torch.device, resume: bool = False,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)):
+                 progress: Optional[Progress] = None):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, Path(run_dir)
-        self.meta, self.device, self.log = meta, device, log
+        self.meta, self.device = meta, device
+        self.progress = progress or Progress(total_seconds=cfg.minutes * 60 if cfg.minutes else None,
+                                             total_steps=None, unit=task.unit)
+        self.log = self.progress.message
         self.optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
-        self.step, self.best_val, self.bad_evals, self.planned_steps = 0, math.inf, 0, None
+        self.step, self.best_val, self.bad_evals = 0, math.inf, 0
         self.seconds_before = 0.0            # wall time of earlier (interrupted) segments
         self.plateau_scale = 1.0
         if resume:
@@ -131,29 +145,31 @@ class Trainer:
 
     # -- learning rate ------------------------------------------------------------------------------
 
-    def lr_at(self, step: int) -> float:
+    def budget_fraction(self, seconds: float) -> float:
+        """How much of the budget is spent: steps of the --epochs budget, or time of --minutes
+        (whichever is further). With --epochs alone this is a function of the step, so a resume
+        replays the schedule exactly; a --minutes budget follows the clock."""
+        fractions = []
+        if self.cfg.epochs:
+            fractions.append(self.step / (self.cfg.epochs * self.task.steps_per_epoch()))
+        if self.cfg.minutes:
+            fractions.append(seconds / (self.cfg.minutes * 60))
+        return min(1.0, max(fractions))
+
+    def lr_at(self, step: int, budget_fraction: float) -> float:
         cfg = self.cfg
         if cfg.warmup_steps and step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "cosine" and self.planned_steps:
-            progress = min(1.0, (step - cfg.warmup_steps) / max(1, self.planned_steps - cfg.warmup_steps))
+        if cfg.schedule == "cosine":   # from lr down to lr·min_lr_ratio when the budget is spent
             floor = cfg.min_lr_ratio
-            return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+            return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * budget_fraction)))
         return cfg.lr * self.plateau_scale
-
-    def _plan_steps(self, seconds_per_step: Optional[float]) -> None:
-        """Fix the number of steps the cosine schedule spans (stored, so a resume keeps it)."""
-        by_epochs = self.cfg.epochs * self.task.steps_per_epoch() if self.cfg.epochs else math.inf
-        by_time = (self.cfg.minutes * 60 / seconds_per_step
-                   if self.cfg.minutes and seconds_per_step else math.inf)
-        self.planned_steps = int(min(by_epochs, by_time))
 
     # -- checkpoints ----------------------------------------------------------------------------------
 
     def _training_state(self, elapsed: float) -> dict:
         return {"step": self.step, "best_val": self.best_val if math.isfinite(self.best_val) else None,
-                "bad_evals": self.bad_evals, "planned_steps": self.planned_steps,
-                "plateau_scale": self.plateau_scale, "seconds": elapsed,
+                "bad_evals": self.bad_evals, "plateau_scale": self.plateau_scale, "seconds": elapsed,
                 "optimizer": self.optimizer.state_dict(), "task": self.task.state_dict(),
                 "rng": rng_state()}
 
@@ -169,7 +185,7 @@ class Trainer:
         self.task.load_state_dict(state["task"])
         self.step, self.bad_evals = state["step"], state["bad_evals"]
         self.best_val = math.inf if state["best_val"] is None else state["best_val"]
-        self.planned_steps, self.plateau_scale = state["planned_steps"], state["plateau_scale"]
+        self.plateau_scale = state["plateau_scale"]
         self.seconds_before = state["seconds"]
         set_rng_state(state["rng"])
         _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
@@ -183,40 +199,24 @@ class Trainer:
         metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
         start = time.perf_counter()
         elapsed = lambda: self.seconds_before + time.perf_counter() - start
-        progress = Progress(total_seconds=cfg.minutes * 60 if cfg.minutes else None,
-                            total_steps=self.planned_steps, unit=task.unit)
+        progress = self.progress
+        if cfg.epochs:
+            progress.total_steps = int(cfg.epochs * task.steps_per_epoch())
         units_since, time_since, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
-        history: list[dict] = []
         last_eval: dict[str, float] = {}
         stop_reason = "budget"
-        timing_steps, timing_start = 0, None
-
-        def budget_left() -> bool:
-            if cfg.minutes and elapsed() >= cfg.minutes * 60:
-                return False
-            if cfg.epochs and task.epochs_done() >= cfg.epochs:
-                return False
-            return self.planned_steps is None or self.step < self.planned_steps
 
         try:
-            while budget_left():
-                # Plan the schedule's length from the speed of the first steps (after a warm-up).
-                if self.planned_steps is None:
-                    if cfg.minutes is None or cfg.schedule != "cosine":
-                        self._plan_steps(None)
-                    elif timing_steps == 3:
-                        timing_start = time.perf_counter()
-                    elif timing_steps == 13:
-                        per_step = (time.perf_counter() - timing_start) / 10
-                        # Leave room for evaluations: they are not training steps.
-                        self._plan_steps(per_step * 1.08)
-                        self.planned_steps = max(self.planned_steps, self.step + 1)
-                        progress.total_steps = self.planned_steps
-                    timing_steps += 1
+            while self.budget_fraction(elapsed()) < 1.0:
+                lr = self.lr_at(self.step, self.budget_fraction(elapsed()))
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr_at(self.step)
+                    group["lr"] = lr
                 model.train()
-                loss, units = task.train_step(model)
+                # bf16 autocast runs the GEMMs and the fused RNN kernel in bfloat16 (AMX on recent
+                # Xeons, tensor cores on GPUs) with fp32 master weights; backward runs outside it.
+                with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                    enabled=cfg.precision == "bf16"):
+                    loss, units = task.train_step(model)
                 if not torch.isfinite(loss):
                     raise NonFiniteError(f"loss is {loss.item()} at step {self.step + 1}; "
                                          f"stopping without saving this step")
@@ -237,21 +237,20 @@ class Trainer:
                     now = time.perf_counter()
                     rate = units_since / max(now - time_since, 1e-9)
                     row = {"step": self.step, "train_loss": loss_sum / loss_n,
-                           "grad_norm": float(grad_norm), "lr": self.lr_at(self.step - 1),
+                           "grad_norm": float(grad_norm), "lr": lr,
                            f"{task.unit}_per_s": rate, "epoch": task.epochs_done(),
                            "seconds": elapsed()}
                     _write_row(metrics_file, row)
-                    history.append(row)
                     progress.update(self.step, elapsed(), row["train_loss"], rate)
                     units_since, time_since, loss_sum, loss_n = 0, now, 0.0, 0
 
                 if self.step % cfg.eval_every == 0:
-                    last_eval = self._evaluate_and_save(metrics_file, history, elapsed())
+                    last_eval = self._evaluate_and_save(metrics_file, elapsed())
                     if cfg.patience and self.bad_evals >= cfg.patience:
                         stop_reason = "early_stopping"
                         break
             if not last_eval or last_eval.get("step") != self.step:
-                last_eval = self._evaluate_and_save(metrics_file, history, elapsed())
+                last_eval = self._evaluate_and_save(metrics_file, elapsed())
         except KeyboardInterrupt:
             stop_reason = "interrupted"
             self.log("interrupted: the last complete checkpoint is kept; --resume continues from it")
@@ -265,14 +264,13 @@ class Trainer:
         _plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
         return summary
 
-    def _evaluate_and_save(self, metrics_file, history: list, seconds: float) -> dict:
+    def _evaluate_and_save(self, metrics_file, seconds: float) -> dict:
         metrics = self.task.evaluate(self.model)
         val = metrics["val_loss"]
         if not math.isfinite(val):
             raise NonFiniteError(f"validation loss is {val} at step {self.step}; not saved")
         row = {"step": self.step, **metrics, "seconds": seconds}
         _write_row(metrics_file, row)
-        history.append(row)
         improved = val < self.best_val
         if improved:
             self.best_val, self.bad_evals = val, 0

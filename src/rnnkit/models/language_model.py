@@ -26,7 +26,7 @@ class LanguageModelConfig:
     vocab_size: int
     cell: str = "lstm"                 # rnn | lstm | gru
     embed: int = 64                    # E
-    hidden: int = 512                  # H
+    hidden: int = 256                  # H
     layers: int = 2                    # L
     dropout: float = 0.0               # between layers and before the output projection
     peephole: bool = False             # LSTM only

@@ -131,7 +131,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=sorted(CELLS), default="lstm")
     m.add_argument("--layers", type=int, default=2)
-    m.add_argument("--hidden", type=int, default=512)
+    m.add_argument("--hidden", type=int, default=256)
     m.add_argument("--embed", type=int, default=64)
     m.add_argument("--dropout", type=float, default=0.0)
     m.add_argument("--peephole", action="store_true", help="LSTM peephole connections")
@@ -142,7 +142,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--recurrent-dropout", type=float, default=0.0)
     m.add_argument("--zoneout", type=float, default=0.0)
     m.add_argument("--seq-len", type=int, default=100, help="TBPTT chunk length")
-    add_training_arguments(p, lr=3e-3, batch_size=64, eval_every=500)
+    add_training_arguments(p, lr=6e-3, batch_size=64, eval_every=500)
 
 
 def _model_config(args, vocab_size: int) -> LanguageModelConfig:

@@ -25,8 +25,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# Speed as ratios against torch.nn in the same process; run nothing else meanwhile (2 cores).
 bench: $(STAMP)
-	$(VENV)/bin/rnnkit bench
+	$(PY) benchmarks/lm_throughput.py
+	$(PY) benchmarks/lm_throughput.py --precision bf16
 
 gradcheck: $(STAMP)
 	$(VENV)/bin/rnnkit gradcheck

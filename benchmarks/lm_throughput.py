@@ -45,7 +45,8 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX on recent Xeons)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast, as `rnnkit train --precision bf16`")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -60,12 +61,13 @@ def main() -> None:
     opts = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, m in
             (("rnnkit", ours), ("torch", theirs))}
     models = {"rnnkit": ours, "torch": theirs}
+    bf16 = args.precision == "bf16"
     for name in models:                                  # warm-up
-        train_steps(models[name], opts[name], x, y, 2, args.bf16)
+        train_steps(models[name], opts[name], x, y, 2, bf16)
     times = {name: [] for name in models}
     for _ in range(args.rounds):
         for name in models:
-            times[name].append(train_steps(models[name], opts[name], x, y, args.steps, args.bf16))
+            times[name].append(train_steps(models[name], opts[name], x, y, args.steps, bf16))
     chars = args.batch_size * args.seq_len * args.steps
     rate = {name: chars / statistics.median(t) for name, t in times.items()}
     result = {"config": vars(args), "rnnkit_chars_per_s": round(rate["rnnkit"]),
@@ -76,7 +78,7 @@ def main() -> None:
         print(json.dumps(result))
     else:
         print(f"{args.layers}×{args.hidden} LSTM LM, B={args.batch_size}, T={args.seq_len}"
-              f"{', bf16' if args.bf16 else ''}: "
+              f", {args.precision}: "
               f"rnnkit {rate['rnnkit']:,.0f} chars/s ({ours.rnn.last_impl}), torch.nn "
               f"{rate['torch']:,.0f} chars/s, ratio {rate['rnnkit'] / rate['torch']:.3f}")
 

@@ -162,7 +162,7 @@ class _CellBase(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def _check(self, x: Tensor, hx: Optional[Tensor]) -> tuple[Tensor, bool]:
+    def _check(self, x: Tensor) -> tuple[Tensor, bool]:
         if x.dim() not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected input of shape (B, {self.input_size}) "
                              f"or ({self.input_size},), got {tuple(x.shape)}")
@@ -172,8 +172,8 @@ class _CellBase(nn.Module):
         batched = x.dim() == 2
         return (x if batched else x.unsqueeze(0)), batched
 
-    def _zeros(self, x: Tensor, size: Optional[int] = None) -> Tensor:
-        return x.new_zeros(x.shape[0], size or self.hidden_size)
+    def _zeros(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], self.hidden_size)
 
     def _check_state(self, t: Tensor, batched: bool, B: int, size: int, name: str) -> Tensor:
         want = (B, size) if batched else (size,)          # in the caller's own (un)batched shapes
@@ -193,7 +193,7 @@ class RNNCell(_CellBase):
         self.reset_parameters()
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        x, batched = self._check(input, hx)
+        x, batched = self._check(input)
         h = self._zeros(x) if hx is None else self._check_state(hx, batched, x.shape[0],
                                                                   self.hidden_size, "hx")
         h = rnn_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
@@ -233,7 +233,7 @@ class LSTMCell(_CellBase):
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None
                 ) -> tuple[Tensor, Tensor]:
-        x, batched = self._check(input, hx)
+        x, batched = self._check(input)
         B = x.shape[0]
         if hx is None:
             state = (self._zeros(x), self._zeros(x))
@@ -268,7 +268,7 @@ class GRUCell(_CellBase):
         _reset_layer_norm(self, "")
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        x, batched = self._check(input, hx)
+        x, batched = self._check(input)
         h = self._zeros(x) if hx is None else self._check_state(hx, batched, x.shape[0],
                                                                   self.hidden_size, "hx")
         ln = _layer_norm_params(self, "")

@@ -23,7 +23,7 @@ from ..models.language_model import CELLS, LanguageModel, LanguageModelConfig
 from ..sampling import check_sampling
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
-from ..unroll import detach_state
+from ..unroll import detach_state, map_state
 from .common import (UsageError, add_text_arguments, add_training_arguments, checkpoint_path,
                      corpus_fingerprint, load_text_corpus, new_run_dir, read_json, read_run_config,
                      resolve_device, train_config, write_json)
@@ -89,9 +89,7 @@ class LMTask:
     def load_state_dict(self, state: dict) -> None:
         self.batches.load_state_dict(state["batches"])
         carried = state["state"]
-        self.state = None if carried is None else (
-            carried.to(self.device) if isinstance(carried, Tensor)
-            else tuple(s.to(self.device) for s in carried))
+        self.state = None if carried is None else map_state(lambda s: s.to(self.device), carried)
 
 
 @torch.no_grad()
@@ -193,11 +191,6 @@ def _fit(run: Path, config: dict, vocab, task: LMTask, device, resume: bool) -> 
     meta = {"task": TASK, "config": config, "vocab": vocab.to_json()}
     trainer = Trainer(model, task, TrainConfig(**config["train"]), run, meta, device, resume=resume)
     summary = trainer.fit()
-    summary["impl"] = model.rnn.last_impl
-    if "val_bpc" in summary["final"]:
-        summary["final_val_bpc"] = summary["final"]["val_bpc"]
-        summary["best_val_bpc"] = summary["best_val_loss"] / math.log(2)
-    write_json(run / "summary.json", summary)
     print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s, validation loss "
           f"{summary['final_val_loss']:.4f} (best {summary['best_val_loss']:.4f})", file=sys.stderr)
     return summary

@@ -285,21 +285,19 @@ class Trainer:
         return row
 
     def _summary(self, last_eval: dict, seconds: float, stop_reason: str) -> dict:
-        final = {k: v for k, v in last_eval.items() if k not in ("step", "seconds")}
-        best_row = self._best_row()
-        return {"task": self.meta.get("task"), "steps": self.step, "seconds": round(seconds, 2),
-                "stop_reason": stop_reason, "best_val_loss": self.best_val,
-                "final_val_loss": final.get("val_loss"),
-                "final": final, "best": best_row, "epochs": self.task.epochs_done()}
-
-    def _best_row(self) -> dict:
+        """Steps, time, and every metric of the task as ``final_<name>`` and ``best_<name>`` (the
+        evaluation with the lowest val_loss), e.g. final_val_loss, best_val_bpc."""
         best = None
-        path = self.run_dir / "metrics.jsonl"
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in (self.run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             if "val_loss" in row and (best is None or row["val_loss"] < best["val_loss"]):
                 best = row
-        return best or {}
+        summary = {"task": self.meta.get("task"), "steps": self.step, "seconds": round(seconds, 2),
+                   "stop_reason": stop_reason, "epochs": self.task.epochs_done(),
+                   "best_step": best["step"]}
+        for prefix, row in (("final", last_eval), ("best", best)):
+            summary.update({f"{prefix}_{k}": v for k, v in row.items() if k not in ("step", "seconds")})
+        return summary
 
 
 def _write_row(f, row: dict) -> None:

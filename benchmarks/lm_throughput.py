@@ -38,7 +38,7 @@ def train_steps(model: nn.Module, opt, x, y, steps: int, bf16: bool = False) -> 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--embed", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=64)

@@ -234,3 +234,34 @@ def test_generation_reads_the_prime_once_then_one_token_per_step():
     for t in range(5, tokens.shape[1]):
         logits, state = model(tokens[:, t:t + 1], state)
         assert torch.allclose(logits[0, -1], full_logits[0, t], atol=1e-5)
+
+
+def test_markov_cli_trains_the_best_order_samples_plays_and_evaluates(tmp_path, capsys):
+    text = tmp_path / "play.txt"
+    speeches = ["ROMEO:\nthe night is long\n", "JULIET:\nthe day is come\n",
+                "NURSE:\nmadam, your mother\n"]
+    text.write_text("\n".join(speeches * 60), encoding="utf-8")
+    run = tmp_path / "markov"
+    assert main(["train", "markov", "--text", str(text), "--max-order", "4", "--out", str(run)]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["order"] for r in rows] == [1, 2, 3, 4]
+    summary = json.loads((run / "summary.json").read_text())
+    best = min(rows, key=lambda r: r["val_loss"])
+    assert summary["order"] == best["order"] and summary["best_val_loss"] == best["val_loss"]
+    assert summary["val_bpc"] == pytest.approx(best["val_loss"] / math.log(2))
+    assert (run / "loss.png").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == pytest.approx(best["val_loss"])
+    assert main(["sample", str(run), "--play", "--seed", "1"]) == 0
+    play = capsys.readouterr().out
+    assert play.startswith("THE TRAGEDY OF ") and "ACT I\n" in play and "[Enter " in play
+    # Every block is a heading, a stage direction, or "NAME:" + speech, NAME from the training text.
+    blocks = [b for b in play.split("\n\n") if b.strip()]
+    heads = [b.splitlines()[0] for b in blocks
+             if not b.startswith(("THE TRAGEDY", "ACT ", "SCENE ", "["))]
+    assert heads and all(h.endswith(":") for h in heads)
+    assert {h[:-1] for h in heads} <= {"ROMEO", "JULIET", "NURSE"}
+    fails(["sample", str(run), "--prime", "ROMEO:\nZ"], capsys, "never saw: 'Z'")
+    fails(["train", "markov", "--text", str(text), "--order", "x"], capsys,
+          "--order must be an integer or 'best'")

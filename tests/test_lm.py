@@ -265,3 +265,11 @@ def test_markov_cli_trains_the_best_order_samples_plays_and_evaluates(tmp_path, 
     fails(["sample", str(run), "--prime", "ROMEO:\nZ"], capsys, "never saw: 'Z'")
     fails(["train", "markov", "--text", str(text), "--order", "x"], capsys,
           "--order must be an integer or 'best'")
+
+
+def test_an_unwritable_run_directory_is_one_error_line(corpus, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    fails(["train", "lm", "--text", str(corpus), "--epochs", "1", "--out", str(blocker / "run"),
+           *SMALL], capsys, "Not a directory")
+    assert blocker.read_text() == "not a directory"

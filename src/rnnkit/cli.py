@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
 from .tasks import lm, markov
 from .tasks.common import UsageError, read_run_config
@@ -65,14 +66,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (UsageError, DataError, CheckpointError, NonFiniteError, ValueError) as e:
-        print(f"rnnkit: error: {e}", file=sys.stderr)
+    except BrokenPipeError:       # `rnnkit sample ... | head`; before OSError, its base class
+        sys.stderr.close()
+        return 0
+    except (UsageError, DataError, CheckpointError, NonFiniteError, ValueError, OSError) as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)     # one line, no traceback
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:       # `rnnkit sample ... | head`
-        sys.stderr.close()
-        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -87,7 +88,6 @@ def _dispatch(args: argparse.Namespace) -> int:
             pieces.append(piece)
         sys.stdout.write("\n")
         if args.midi:
-            from .data.abc_midi import abc_to_midi
             report = abc_to_midi("".join(pieces), args.midi)
             print(f"rnnkit: wrote {args.midi}: {json.dumps(report)}", file=sys.stderr)
         return 0

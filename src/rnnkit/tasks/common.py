@@ -135,13 +135,8 @@ def load_text_corpus(dataset: Optional[str], text_files: Optional[list[str]], en
         return load_corpus(dataset)
     if not text_files:
         raise UsageError("give the training text: --dataset NAME or --text FILE [FILE ...]")
-    if not 0 < valid_fraction < 1:
-        raise UsageError(f"--valid-fraction must be in (0, 1), got {valid_fraction}")
-    text = read_text(text_files, encoding=encoding)
-    train, valid = split_train_valid(text, valid_fraction)
-    if not train or not valid:
-        raise UsageError(f"the text ({len(text)} characters) is too short to split into training "
-                         f"and validation parts")
+    # split_train_valid rejects a bad fraction, and a text that leaves either part empty.
+    train, valid = split_train_valid(read_text(text_files, encoding=encoding), valid_fraction)
     return Corpus("text", train, valid, " ".join(str(f) for f in text_files))
 
 

@@ -9,7 +9,7 @@ import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -155,8 +155,6 @@ def _model_config(args, vocab_size: int) -> LanguageModelConfig:
 def train(args: argparse.Namespace) -> dict:
     if args.resume:
         return _resume(args)
-    if not args.dataset and not args.text:
-        raise UsageError("give the training text: --dataset NAME or --text FILE [FILE ...]")
     if args.seq_len <= 0:
         raise UsageError(f"--seq-len must be positive, got {args.seq_len}")
     device = resolve_device(args.device)

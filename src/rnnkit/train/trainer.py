@@ -127,12 +127,11 @@ class Trainer:
     """Runs training into ``run_dir``; ``fit()`` returns the summary dict (also in summary.json)."""
 
     def __init__(self, model: nn.Module, task: TaskHooks, cfg: TrainConfig, run_dir: Path,
-                 meta: dict, device: torch.device, resume: bool = False,
-                 progress: Optional[Progress] = None):
+                 meta: dict, device: torch.device, resume: bool = False):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, Path(run_dir)
         self.meta, self.device = meta, device
-        self.progress = progress or Progress(total_seconds=cfg.minutes * 60 if cfg.minutes else None,
-                                             total_steps=None, unit=task.unit)
+        self.progress = Progress(total_seconds=cfg.minutes * 60 if cfg.minutes else None,
+                                 total_steps=None, unit=task.unit)
         self.log = self.progress.message
         self.optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         self.step, self.best_val, self.bad_evals = 0, math.inf, 0

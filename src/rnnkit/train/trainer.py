@@ -229,6 +229,8 @@ class Trainer:
                                          f"{self.step + 1} (loss {loss.item():.4f}); stopping "
                                          f"without saving this step")
                 self.optimizer.step()
+                if hasattr(model, "constrain_weights"):    # e.g. Kim's max-norm on TextCNN's output
+                    model.constrain_weights()
                 self.step += 1
                 loss_sum, loss_n, units_since = loss_sum + loss.item(), loss_n + 1, units_since + units
 

@@ -1,0 +1,42 @@
+"""Static plots written into run directories (PNG, via matplotlib's non-interactive backend)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..files import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
+                   title: str = "") -> None:
+    """A confusion matrix: rows are the true classes, columns the predicted ones; each cell shows its
+    count, shaded by the fraction of its row (so rare classes are as readable as common ones)."""
+    plt = _pyplot()
+    n = len(classes)
+    rows = [max(1, sum(r)) for r in matrix]
+    shade = [[c / rows[i] for c in r] for i, r in enumerate(matrix)]
+    size = min(12, 2.5 + 0.45 * n)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=100)
+    ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    labels = [c if len(c) <= 12 else c[:11] + "…" for c in classes]
+    ax.set_xticks(range(n), labels, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=8,
+                        color="white" if shade[i][j] > 0.5 else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -1,4 +1,4 @@
-"""``rnnkit <verb> [task]``: train, sample, eval, gradcheck.
+"""``rnnkit <verb> [task]``: train, sample, predict, eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -13,12 +13,12 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .tasks import lm, markov
+from .tasks import classify, lm, markov
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
-TRAIN_TASKS = {"lm": lm, "markov": markov}
+TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify}
 
 
 def _run_task(run_dir: Path):
@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--midi", type=Path, metavar="FILE",
                    help="folk-tunes runs: also write the generated ABC to a MIDI file")
 
+    p = verbs.add_parser("predict", help="classify texts (or sequences) with a trained classifier")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--file", type=Path, help="one text per line (series models: an NPZ or CSV)")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.add_argument("--device", default="auto")
+
     e = verbs.add_parser("eval", help="evaluate a trained run; --json prints one JSON object")
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--text", nargs="+", metavar="FILE", help="evaluate on these files instead")
@@ -82,7 +89,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "sample":
         pieces = []
-        for piece in _run_task(args.run_dir).sample(args):
+        module = _run_task(args.run_dir)
+        if not hasattr(module, "sample"):
+            raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: sample needs a language "
+                             f"model or a Markov run")
+        for piece in module.sample(args):
             sys.stdout.write(piece)
             sys.stdout.flush()
             pieces.append(piece)
@@ -90,6 +101,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.midi:
             report = abc_to_midi("".join(pieces), args.midi)
             print(f"rnnkit: wrote {args.midi}: {json.dumps(report)}", file=sys.stderr)
+        return 0
+    if args.verb == "predict":
+        module = _run_task(args.run_dir)
+        if not hasattr(module, "predict"):
+            raise UsageError(f"{args.run_dir} is not a classifier run: predict needs one")
+        for row in module.predict(args):
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False))
+            else:
+                probs = "  ".join(f"{c} {p:.3f}" for c, p in row["probabilities"].items())
+                print(f"{row['label']}\t{probs}\t{row['input']}")
         return 0
     if args.verb == "eval":
         result = _run_task(args.run_dir).evaluate(args)

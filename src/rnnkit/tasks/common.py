@@ -29,12 +29,14 @@ class UsageError(ValueError):
     """A bad command-line request; the CLI prints it as one line and exits with status 2."""
 
 
-def add_training_arguments(p: argparse.ArgumentParser, *, lr: float, batch_size: int,
-                           clip: Optional[float] = 5.0, eval_every: int = 200) -> None:
+def add_training_arguments(p: argparse.ArgumentParser, *, lr: Optional[float],
+                           batch_size: Optional[int],
+                           clip: Optional[float] = 5.0, eval_every: Optional[int] = 200) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=float, help="passes over the training data")
     g.add_argument("--minutes", type=float, help="wall-clock training budget")
-    g.add_argument("--lr", type=float, default=lr, help=f"learning rate (default {lr})")
+    g.add_argument("--lr", type=float, default=lr,
+                   help=f"learning rate (default {lr if lr else 'per data set'})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--schedule", choices=SCHEDULES, default="cosine",
@@ -42,8 +44,10 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: float, batch_size:
     g.add_argument("--warmup-steps", type=int, default=0)
     g.add_argument("--clip", type=float, default=clip, help="max gradient norm (0: off)")
     g.add_argument("--clip-value", type=float, help="clamp each gradient element (char-rnn style)")
-    g.add_argument("--batch-size", type=int, default=batch_size)
-    g.add_argument("--eval-every", type=int, default=eval_every, help="steps between validations")
+    g.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"(default {batch_size or 'per data set'})")
+    g.add_argument("--eval-every", type=int, default=eval_every,
+                   help=f"steps between validations (default {eval_every or 'once an epoch'})")
     g.add_argument("--log-every", type=int, default=50)
     g.add_argument("--patience", type=int, help="early stopping after N evaluations without gain")
     g.add_argument("--seed", type=int, default=0)

@@ -228,3 +228,30 @@ def test_word_vector_file_errors_name_the_line(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as err:
         read_word_vectors(path, ["<pad>", "<unk>", "good", "bad"], skip=2)
     assert str(path) in str(err.value)
+
+
+def test_image_augmentation_is_an_exact_pixel_shift_without_rotation():
+    from rnnkit.data.augment import random_affine
+    torch.manual_seed(0)
+    images = torch.rand(20, 10, 12)
+    torch.testing.assert_close(random_affine(images, max_shift=0, max_degrees=0), images,
+                               atol=1e-6, rtol=0)
+    shifted = random_affine(images, max_shift=2, max_degrees=0)
+
+    def shift(img, dx, dy):                      # move content by (dx, dy), fill with zeros
+        out = torch.zeros_like(img)
+        H, W = img.shape
+        out[max(0, dy):H + min(0, dy), max(0, dx):W + min(0, dx)] = \
+            img[max(0, -dy):H - max(0, dy), max(0, -dx):W - max(0, dx)]
+        return out
+
+    seen = set()
+    for img, out in zip(images, shifted):
+        matches = [(dx, dy) for dx in range(-2, 3) for dy in range(-2, 3)
+                   if torch.allclose(out, shift(img, dx, dy), atol=1e-5)]
+        assert len(matches) == 1, matches
+        seen.add(matches[0])
+    assert len(seen) > 5                          # the shifts really vary
+    turned = random_affine(images, max_shift=0, max_degrees=8)
+    assert not torch.allclose(turned, images, atol=1e-3)
+    assert turned.sum() <= images.sum() * 1.05   # rotation moves mass, adds none (zero fill)

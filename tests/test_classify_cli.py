@@ -192,3 +192,41 @@ def test_bad_input_gives_clear_errors_and_touches_nothing(reviews, tmp_path, cap
           capsys, "textcnn classifies text")
     fails(["sample", str(run)], capsys, "'classify' run")
     fails(["predict", str(run)], capsys, "nothing to classify")
+
+
+def test_series_csv_errors_name_row_and_column(tmp_path, capsys):
+    bad = tmp_path / "visits.csv"
+    bad.write_text("id,day,pulse,outcome\na,1,80,ok\na,2,eighty,ok\nb,1,90,ill\n")
+    fails(["train", "classify", "--series", str(bad), "--label-column", "outcome", "--epochs", "1"],
+          capsys, "row 3, column 'pulse': 'eighty' is not a number")
+    long = tmp_path / "long.csv"
+    long.write_text("id,x,label\n" + "".join(f"a,{i},p\n" for i in range(6)) + "b,1,q\n")
+    fails(["train", "classify", "--series", str(long), "--max-length", "5", "--epochs", "1"],
+          capsys, "sequence 'a'")
+
+
+def test_bundled_series_eval_reports_the_1nn_dtw_baseline(tmp_path, capsys, monkeypatch):
+    """A stand-in for a UCR set (no fetch): the baseline is recomputed on the very same split."""
+    from rnnkit.data.labelled import LabelledData, dtw_1nn_accuracy
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 30, dtype=np.float32)
+
+    def make(n):
+        y = rng.integers(0, 2, n)
+        x = np.stack([np.sin(2 * np.pi * (1 + label) * t) for label in y])[:, :, None]
+        return (x + 0.3 * rng.normal(size=x.shape)).astype(np.float32), y
+
+    (train_x, train_y), (test_x, test_y) = make(60), make(40)
+    fake = LabelledData("gunpoint", "series", ["1", "2"], train_x, train_y, test_x, test_y,
+                        source="synthetic", baseline={"1nn_dtw_accuracy": 0.5, "source": "test"})
+    monkeypatch.setattr("rnnkit.tasks.classify.load_labelled", lambda name: fake)
+    run = tmp_path / "ucr"
+    assert main(["train", "classify", "--dataset", "gunpoint", "--epochs", "15", "--out", str(run),
+                 *SMALL]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 40 and result["accuracy"] >= 0.9
+    expected = dtw_1nn_accuracy(train_x, train_y, test_x, test_y)
+    assert result["baseline"] == {"1nn_dtw_accuracy": 0.5, "source": "test",
+                                  "1nn_dtw_accuracy_measured": expected}

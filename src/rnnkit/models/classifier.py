@@ -72,6 +72,9 @@ class SequenceClassifier(nn.Module):
         self.config = c = config
         if c.vocab_size:
             self.embedding = nn.Embedding(c.vocab_size, c.embed, padding_idx=c.padding_idx)
+            with torch.no_grad():  # small random vectors, U(-0.25, 0.25), as Kim (2014): N(0, 1)
+                self.embedding.weight.uniform_(-0.25, 0.25)     # would saturate the gates
+                self.embedding.weight[c.padding_idx] = 0.0
             rnn_input = c.embed
         else:
             self.embedding = None

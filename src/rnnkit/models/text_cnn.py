@@ -52,6 +52,9 @@ class TextCNN(nn.Module):
         super().__init__()
         self.config = c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed, padding_idx=c.padding_idx)
+        with torch.no_grad():      # Kim's random init, U(-0.25, 0.25): about word2vec's variance
+            self.embedding.weight.uniform_(-0.25, 0.25)
+            self.embedding.weight[c.padding_idx] = 0.0
         self.convs = nn.ModuleList(nn.Conv1d(c.embed, c.maps, k, padding=k - 1) for k in c.widths)
         self.dropout = nn.Dropout(c.dropout)
         self.output = nn.Linear(c.maps * len(c.widths), c.num_classes)

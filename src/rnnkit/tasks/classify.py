@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.augment import random_affine
 from ..data.batching import BucketBatches
 from ..data.embeddings import read_word_vectors
 from ..data.labelled import LABELLED_SETS, LabelledData, dtw_1nn_accuracy, load_labelled
@@ -49,18 +50,18 @@ SPLIT_SEED = 0          # the fixed hold-out and fold assignment: never changes 
 # Defaults by data set; a flag given on the command line always wins. "text" and "series" are the
 # defaults for the user's own files of that kind.
 RECIPES: dict[str, dict] = {
-    "mnist": dict(hidden=128, layers=2, bidirectional=True, pooling="last", dropout=0.1,
-                  lr=2e-3, batch_size=128, epochs=12),
+    "mnist": dict(hidden=128, layers=1, bidirectional=True, pooling="last", dropout=0.1,
+                  lr=3e-3, batch_size=128, epochs=30, augment=True),
     "digits": dict(hidden=64, layers=1, bidirectional=True, pooling="last", dropout=0.1,
                    lr=3e-3, batch_size=32, epochs=40),
     "text": dict(embed=128, hidden=128, layers=1, bidirectional=True, pooling="max", dropout=0.5,
-                 lr=2e-3, batch_size=50, epochs=8, min_count=1),
-    "series": dict(hidden=64, layers=1, bidirectional=True, pooling="mean", dropout=0.1,
-                   lr=3e-3, batch_size=16, epochs=100),
+                 lr=2e-3, batch_size=50, epochs=4, min_count=1),
+    "series": dict(hidden=64, layers=1, bidirectional=True, pooling="max", dropout=0.1,
+                   lr=3e-3, batch_size=8, epochs=300),
     "textcnn": dict(embed=300, dropout=0.5, lr=1e-3, batch_size=50, epochs=8, min_count=1),
 }
 GENERIC = dict(cell="lstm", embed=128, hidden=128, layers=1, bidirectional=False, pooling="last",
-               dropout=0.0, lr=2e-3, batch_size=64, min_count=1)
+               dropout=0.0, lr=2e-3, batch_size=64, min_count=1, augment=False, epochs=10)
 
 
 # ---- data: loading, splitting, encoding ----------------------------------------------------------
@@ -228,8 +229,8 @@ class ClassifyTask:
     unit = "examples"
 
     def __init__(self, train: Encoded, valid: Encoded, batch_size: int, seed: int,
-                 device: torch.device, bucket: bool = True) -> None:
-        self.train, self.valid, self.device = train, valid, device
+                 device: torch.device, bucket: bool = True, augment: bool = False) -> None:
+        self.train, self.valid, self.device, self.augment = train, valid, device, augment
         self.batches = BucketBatches(train.lengths, batch_size, seed, bucket=bucket)
 
     def steps_per_epoch(self) -> int:
@@ -240,6 +241,8 @@ class ClassifyTask:
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         x, lengths, y = self.train.batch(next(self.batches), self.device)
+        if self.augment:                                  # images: a fresh small shift and turn
+            x = random_affine(x)
         return F.cross_entropy(model(x, lengths), y), len(y)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -309,6 +312,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--max-length", type=int, help="longer sequences are an error (or --truncate)")
     d.add_argument("--truncate", action="store_true", help="clip sequences to --max-length")
     d.add_argument("--no-bucket", action="store_true", help="batches without length bucketing")
+    d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="images (mnist, digits): random shifts of up to 2 pixels and turns of up "
+                        "to 8 degrees while training (default on for mnist)")
     d.add_argument("--test-fraction", type=float, default=0.1,
                    help="held out for testing when the data has no test split")
     d.add_argument("--valid-fraction", type=float, default=0.1,
@@ -345,11 +351,12 @@ def _recipe_name(args) -> str:
 def apply_recipe(args: argparse.Namespace) -> str:
     """Fill every model/training flag the user left unset from the data set's recipe."""
     name = _recipe_name(args)
-    for key, value in {**GENERIC, **RECIPES[name]}.items():
-        if getattr(args, key, None) is None:
+    recipe = {**GENERIC, **RECIPES[name]}
+    if args.epochs is None and args.minutes is None:      # no budget given: the recipe's epochs
+        args.epochs = recipe["epochs"]
+    for key, value in recipe.items():
+        if key != "epochs" and getattr(args, key, None) is None:
             setattr(args, key, value)
-    if args.epochs is None and args.minutes is None:
-        args.epochs = RECIPES[name].get("epochs", 10)
     return name
 
 
@@ -366,6 +373,8 @@ def _data_config(args) -> dict:
         raise UsageError("--model textcnn classifies text: use --dataset movie-reviews|tweets or --csv")
     if (args.embeddings or args.freeze) and kind != "text":
         raise UsageError("--embeddings/--freeze apply to text data only")
+    if args.augment and args.dataset not in ("mnist", "digits"):
+        raise UsageError("--augment applies to the image data sets (mnist, digits) only")
     if args.freeze and not args.embeddings:
         raise UsageError("--freeze needs --embeddings FILE (a frozen random embedding learns nothing)")
     return {"dataset": args.dataset, "file": str(args.csv or args.series or "") or None,
@@ -375,7 +384,8 @@ def _data_config(args) -> dict:
             "level": args.level, "lower": not args.keep_case, "min_count": args.min_count,
             "max_vocab": args.max_vocab, "max_length": args.max_length, "truncate": args.truncate,
             "test_fraction": args.test_fraction, "valid_fraction": args.valid_fraction,
-            "fold": None, "folds": None, "bucket": not args.no_bucket}
+            "fold": None, "folds": None, "bucket": not args.no_bucket,
+            "augment": bool(args.augment)}
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -458,7 +468,7 @@ def _train_prepared(p: Prepared, run: Path, device: torch.device) -> dict:
             model.embedding.weight.copy_(torch.from_numpy(p.vectors))
         model.embedding.weight.requires_grad_(not config["embeddings"]["frozen"])
     task = ClassifyTask(enc["train"], enc["valid"], config["batch_size"], cfg.seed, device,
-                        config["data"]["bucket"])
+                        config["data"]["bucket"], config["data"]["augment"])
     return _fit_and_test(run, config, p.vocab, model, task, enc["test"], cfg, device, resume=False)
 
 
@@ -564,7 +574,7 @@ def _resume(args: argparse.Namespace) -> dict:
     if config["embeddings"] and config["embeddings"]["frozen"]:
         model.embedding.weight.requires_grad_(False)
     task = ClassifyTask(enc["train"], enc["valid"], config["batch_size"], cfg.seed, device,
-                        config["data"]["bucket"])
+                        config["data"]["bucket"], config["data"]["augment"])
     return _fit_and_test(run, config, vocab, model, task, enc["test"], cfg, device, resume=True)
 
 

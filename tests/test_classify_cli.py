@@ -230,3 +230,12 @@ def test_bundled_series_eval_reports_the_1nn_dtw_baseline(tmp_path, capsys, monk
     expected = dtw_1nn_accuracy(train_x, train_y, test_x, test_y)
     assert result["baseline"] == {"1nn_dtw_accuracy": 0.5, "source": "test",
                                   "1nn_dtw_accuracy_measured": expected}
+
+
+def test_character_level_text_classifier(reviews, tmp_path, capsys):
+    run = tmp_path / "chars"
+    assert main(["train", "classify", "--csv", str(reviews), "--level", "char", "--epochs", "6",
+                 "--out", str(run), *SMALL]) == 0
+    symbols = json.loads((run / "vocab.json").read_text())["symbols"]
+    assert "g" in symbols and "great" not in symbols                 # characters, not words
+    assert json.loads((run / "test.json").read_text())["accuracy"] >= 0.9

@@ -6,23 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.batching import BucketBatches
+from rnnkit.data.batching import BucketBatches, pad_sequences
 from rnnkit.data.embeddings import read_word_vectors
 from rnnkit.data.errors import DataError
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.models.text_cnn import TextCNN, TextCNNConfig
-from rnnkit.tasks.classify import (Encoded, classification_metrics, predict_encoded,
-                                   stratified_folds, stratified_holdout)
+from rnnkit.data.splits import stratified_folds, stratified_holdout
+from rnnkit.tasks.classify import Encoded, classification_metrics, predict_encoded
 
 CPU = torch.device("cpu")
-
-
-def padded_ids(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(s) for s in seqs])
-    x = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.tensor(s)
-    return x, lengths
 
 
 def token_models():
@@ -44,7 +36,7 @@ def test_padding_never_changes_a_prediction(model):
     model.eval()
     g = torch.Generator().manual_seed(1)
     seqs = [torch.randint(1, 20, (n,), generator=g).tolist() for n in (1, 4, 9, 2, 13)]
-    x, lengths = padded_ids(seqs)
+    x, lengths = pad_sequences(seqs)
     together = model(x, lengths)
     for i, s in enumerate(seqs):
         alone = model(torch.tensor([s]), torch.tensor([len(s)]))
@@ -78,7 +70,7 @@ def test_last_pooling_takes_each_directions_own_final_state():
     torch.manual_seed(0)
     model = SequenceClassifier(ClassifierConfig(num_classes=2, vocab_size=10, embed=4, hidden=5,
                                                 bidirectional=True, pooling="last")).eval()
-    x, lengths = padded_ids([[1, 2, 3, 4], [5, 6]])
+    x, lengths = pad_sequences([[1, 2, 3, 4], [5, 6]])
     out, state = model.rnn(model.embedding(x), lengths=lengths)
     pooled = model.pool(out, state, lengths)                         # (2, 10)
     for b, n in enumerate(lengths.tolist()):
@@ -123,7 +115,7 @@ def test_batching_and_batch_size_never_change_predictions():
     g = torch.Generator().manual_seed(2)
     seqs = [torch.randint(1, 30, (int(n),), generator=g).tolist()
             for n in torch.randint(1, 40, (50,), generator=g)]
-    x, lengths = padded_ids(seqs)
+    x, lengths = pad_sequences(seqs)
     enc = Encoded(x, lengths, torch.randint(0, 3, (50,), generator=g))
     loss_a, probs_a = predict_encoded(model, enc, CPU, batch_size=7)
     loss_b, probs_b = predict_encoded(model, enc, CPU, batch_size=50)
@@ -177,7 +169,7 @@ def test_learns_whether_a_sentence_contains_a_token():
         s[s == 1] = 2
         if label:
             s[torch.randint(0, len(s), (1,), generator=g)] = 1                 # token X = 1
-    x, lengths = padded_ids([s.tolist() for s in seqs])
+    x, lengths = pad_sequences([s.tolist() for s in seqs])
     torch.manual_seed(0)
     model = SequenceClassifier(ClassifierConfig(num_classes=2, vocab_size=30, embed=16, hidden=24,
                                                 pooling="max"))

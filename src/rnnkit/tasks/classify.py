@@ -433,7 +433,8 @@ def _fit_and_test(run: Path, config: dict, vocab, model: nn.Module, task: Classi
           f"{cfg.precision}", file=sys.stderr)
     meta = {"task": TASK, "config": config, "vocab": vocab.to_json() if vocab else None}
     summary = Trainer(model, task, cfg, run, meta, device, resume=resume).fit()
-    result = test_run(run, test, device)
+    best, _, _ = load_run(run, device)
+    result = test_run(run, best, config, test, device)
     print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s; test accuracy "
           f"{100 * result['accuracy']:.2f} %, macro-F1 {result['macro_f1']:.4f} "
           f"(best validation accuracy {100 * summary['best_val_accuracy']:.2f} %)", file=sys.stderr)
@@ -448,9 +449,8 @@ def describe(config: dict) -> str:
             f"{m['cell'].upper()}, {m['pooling']} pooling")
 
 
-def test_run(run: Path, test: Encoded, device: torch.device) -> dict:
-    """Test metrics of the run's best checkpoint, written to test.json and confusion.png."""
-    model, config, _ = load_run(run, device)
+def test_run(run: Path, model: nn.Module, config: dict, test: Encoded, device: torch.device) -> dict:
+    """Test metrics of a run's model, written to its test.json and confusion.png."""
     loss, probs = predict_encoded(model, test, device)
     result = {"loss": loss, **classification_metrics(test.labels, probs.argmax(1), config["classes"])}
     write_json(run / "test.json", result)
@@ -502,7 +502,8 @@ def _resume(args: argparse.Namespace) -> dict:
         raise UsageError(f"{run} has no last.safetensors to resume from")
     device = resolve_device(args.device if args.device != "auto" else config["device"])
     vocab = vocab_from_json(read_json(run / "vocab.json")) if config["data"]["kind"] == "text" else None
-    enc = _encoded_splits(run, config, vocab)
+    d = config["data"]
+    enc = encode_splits(_checked_splits(run, config, load_data(d)), d, vocab, config["source"])
     cfg = TrainConfig(**config["train"])
     model = build_model(config["model_kind"], config["model"]).to(device)
     if config["embeddings"] and config["embeddings"]["frozen"]:
@@ -512,14 +513,14 @@ def _resume(args: argparse.Namespace) -> dict:
     return _fit_and_test(run, config, vocab, model, task, enc["test"], cfg, device, resume=True)
 
 
-def _encoded_splits(run: Path, config: dict, vocab) -> dict[str, Encoded]:
+def _checked_splits(run: Path, config: dict, data: LabelledData) -> dict[str, tuple]:
     """The run's splits rebuilt from its data, refused if the data changed since training."""
     d = config["data"]
-    splits = make_splits(load_data(d), d)
+    splits = make_splits(data, d)
     if split_fingerprint(*splits["test"]) != d["test_fingerprint"]:
         raise UsageError(f"{run}: the data has changed since this run was trained (its test split "
                          f"no longer matches)")
-    return encode_splits(splits, d, vocab, config.get("source", ""))
+    return splits
 
 
 def encode_splits(splits: dict, d: dict, vocab, source: str) -> dict[str, Encoded]:
@@ -545,21 +546,24 @@ def evaluate(args: argparse.Namespace) -> dict:
     fold's, aggregated. UCR sets also get the 1-NN DTW baseline, published and measured here."""
     device = resolve_device(args.device)
     config = read_run_config(args.run_dir)
-    if "cv" in config:
-        folds = []
-        for fold in range(config["cv"]):
-            run = args.run_dir / f"fold-{fold + 1:02d}"
-            _, fold_config, vocab = load_run(run, device)
-            folds.append(test_run(run, _encoded_splits(run, fold_config, vocab)["test"], device))
-        return cv_summary(folds, config["data"]["dataset"] or config["data"]["file"])
-    _, config, vocab = load_run(args.run_dir, device)
-    enc = _encoded_splits(args.run_dir, config, vocab)
-    result = {"split": "test", **test_run(args.run_dir, enc["test"], device)}
     data = load_data(config["data"])
-    if data.baseline and config["data"]["fold"] is None:
+    if "cv" in config:
+        folds = [_retest(args.run_dir / f"fold-{fold + 1:02d}", data, device)
+                 for fold in range(config["cv"])]
+        return cv_summary(folds, data.name)
+    result = {"split": "test", **_retest(args.run_dir, data, device)}
+    if data.baseline:
         measured = dtw_1nn_accuracy(data.train_x, data.train_y, data.test_x, data.test_y)
         result["baseline"] = {**data.baseline, "1nn_dtw_accuracy_measured": measured}
     return result
+
+
+def _retest(run: Path, data: LabelledData, device: torch.device) -> dict:
+    """A run's best checkpoint on its own test split."""
+    model, config, vocab = load_run(run, device)
+    test = _checked_splits(run, config, data)["test"]
+    encoded = encode_splits({"test": test}, config["data"], vocab, config["source"])["test"]
+    return test_run(run, model, config, encoded, device)
 
 
 def predict(args: argparse.Namespace) -> list[dict]:

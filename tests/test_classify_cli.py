@@ -239,3 +239,22 @@ def test_character_level_text_classifier(reviews, tmp_path, capsys):
     symbols = json.loads((run / "vocab.json").read_text())["symbols"]
     assert "g" in symbols and "great" not in symbols                 # characters, not words
     assert json.loads((run / "test.json").read_text())["accuracy"] >= 0.9
+
+
+def test_series_in_the_ucr_ts_format(tmp_path, capsys):
+    """A user's .ts file (the UCR/UEA archive format) trains like the bundled UCR sets."""
+    rng = np.random.default_rng(1)
+    lines = ["@problemName Ramps", "@timeStamps false", "@univariate true",
+             "@classLabel true up down", "@data"]
+    for i in range(80):
+        label = "up" if i % 2 else "down"
+        ramp = np.linspace(-1, 1, 12) * (1 if label == "up" else -1) + 0.2 * rng.normal(size=12)
+        lines.append(",".join(f"{v:.3f}" for v in ramp) + f":{label}")
+    path = tmp_path / "ramps.ts"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "classify", "--series", str(path), "--epochs", "10", "--out", str(run),
+                 *SMALL]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["classes"] == ["down", "up"] and config["model"]["input_size"] == 1
+    assert json.loads((run / "test.json").read_text())["accuracy"] == 1.0

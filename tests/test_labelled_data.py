@@ -18,10 +18,11 @@ import pytest
 
 from rnnkit.data import fetch, labelled
 from rnnkit.data.errors import DataError
-from rnnkit.data.labelled import (LABELLED_SETS, LabelledData, arrays_sha256, dtw_1nn_accuracy,
+from rnnkit.data.fetch import arrays_sha256
+from rnnkit.data.labelled import (LABELLED_SETS, LabelledData, dtw_1nn_accuracy,
                                   dtw_distances, load_labelled, read_mnist_pickle, sorted_classes,
                                   unpickle_arrays)
-from rnnkit.data.readers import (load_labelled_file, parse_ts, read_series_npz, read_series_table,
+from rnnkit.data.readers import (parse_ts, read_series_npz, read_series_table, read_series_ts,
                                  read_text_table)
 
 
@@ -67,8 +68,6 @@ def test_text_table_csv_and_tsv(tmp_path):
     data = read_text_table(tsv_path, text_column="body", label_column="stars")
     assert data.train_x == ["love it, truly", "meh", "best"]
     assert data.classes == ["1", "5", "10"] and data.train_y.tolist() == [1, 0, 2]
-    assert load_labelled_file(tsv_path, kind="text", text_column="body", label_column="stars").classes \
-        == data.classes
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -128,7 +127,7 @@ def test_series_table_groups_rows_by_id_in_file_order(tmp_path):
 
 def test_series_table_sorts_by_time_column(tmp_path):
     path = write(tmp_path / "t.tsv", "seq\tt\tv\tcls\nq\t2\t20\t1\nq\t0\t0\t1\nq\t1\t10\t1\nr\t5\t1\t2\n")
-    data = load_labelled_file(path, kind="series", id_column="seq", time_column="t", label_column="cls")
+    data = read_series_table(path, id_column="seq", time_column="t", label_column="cls")
     assert data.train_x[0][:, 0].tolist() == [0, 10, 20] and data.train_x[1].shape == (1, 1)
     assert data.classes == ["1", "2"]
 
@@ -167,7 +166,7 @@ def test_series_npz_fixed_and_variable_lengths(tmp_path):
     x = np.zeros((3, 4), np.float32)
     x[0, 3] = np.nan                                     # padding past lengths[0] may hold anything
     np.savez(tmp_path / "var.npz", x=x, y=np.array(["up", "down", "up"]), lengths=np.array([3, 4, 1]))
-    data = load_labelled_file(tmp_path / "var.npz", kind="series")
+    data = read_series_npz(tmp_path / "var.npz")
     assert [s.shape for s in data.train_x] == [(3, 1), (4, 1), (1, 1)]
     assert data.classes == ["down", "up"] and data.train_y.tolist() == [1, 0, 1]
     np.savez(tmp_path / "unlabelled.npz", x=np.ones((2, 5)))            # sequences to classify
@@ -234,11 +233,10 @@ def test_parse_ts_univariate_and_multivariate(tmp_path):
     assert labels == ["walk", "run"] and series[0].shape == (3, 2)
     np.testing.assert_array_equal(series[1], np.float32([[0.5, 1.5], [0.6, 1.6]]))
 
-    data = load_labelled_file(write(tmp_path / "toy.ts", TS_UNIVARIATE), kind="series")
+    data = read_series_ts(write(tmp_path / "toy.ts", TS_UNIVARIATE))
     assert data.classes == ["1", "2", "10"] and data.train_y.tolist() == [1, 2, 0]
     assert isinstance(data.train_x, list)               # lengths differ
-    equal = load_labelled_file(write(tmp_path / "eq.ts", TS_UNIVARIATE.replace("7,8:1", "7,8,9:1")),
-                               kind="series")
+    equal = read_series_ts(write(tmp_path / "eq.ts", TS_UNIVARIATE.replace("7,8:1", "7,8,9:1")))
     assert isinstance(equal.train_x, np.ndarray) and equal.train_x.shape == (3, 3, 1)
 
 
@@ -260,12 +258,6 @@ def test_parse_ts_header_errors():
     assert "time-stamped" in error(parse_ts, "@timeStamps true\n@classLabel true a\n@data\n", "x.ts")
     assert "different lengths" in error(parse_ts, TS_MULTIVARIATE + "1,2:3:walk\n", "x.ts")
     assert "no series" in error(parse_ts, "@classLabel true a b\n@data\n", "x.ts")
-
-
-def test_load_labelled_file_rejects_unknown_kind_and_text_npz(tmp_path):
-    with pytest.raises(ValueError, match="kind"):
-        load_labelled_file(tmp_path / "a.csv", kind="image")
-    assert "CSV or TSV" in error(load_labelled_file, tmp_path / "a.npz", kind="text")
 
 
 # ---- DTW --------------------------------------------------------------------------------------------

@@ -46,8 +46,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import DataError
-from .fetch import (PinnedPackage, arrays_sha256, cached_arrays, read_archive_member,  # noqa: F401
-                    read_archive_members)
+from .fetch import PinnedPackage, cached_arrays, read_archive_member, read_archive_members
 
 
 @dataclass(frozen=True, eq=False)

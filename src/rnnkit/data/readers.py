@@ -16,7 +16,6 @@
 
     read_series_ts(path)      the sktime/aeon .ts format (the UCR/UEA archives' files), see parse_ts
 
-    load_labelled_file(path, kind="text" | "series", **options) picks the reader by kind and extension.
 
 A CSV or TSV is told apart by extension: .tsv and .tab are tab-separated, anything else comma-separated.
 Every problem raises `DataError` naming the file and the row (1-based, the header is row 1), line,
@@ -38,7 +37,6 @@ import numpy as np
 from .errors import DataError
 from .labelled import LabelledData, encode_labels, sorted_classes
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
 # --- shared helpers ---------------------------------------------------------------------------------
@@ -358,24 +356,3 @@ def read_series_ts(path: str | os.PathLike, max_length: int | None = None) -> La
     x = np.stack(series) if len({s.shape for s in series}) == 1 else series
     return LabelledData(path.name, "series", classes, x, encode_labels(labels, classes),
                         None, None, source=str(path))
-
-
-# --- dispatch ---------------------------------------------------------------------------------------
-
-def load_labelled_file(path: str | os.PathLike, kind: str, **options) -> LabelledData:
-    """The user's file as `LabelledData`: kind "text" reads a CSV/TSV table; kind "series" reads .npz, .ts
-    or a long-format CSV/TSV table. `options` go to the reader (columns, max_length, encoding)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if kind == "text":
-        if suffix == ".npz" or suffix == ".ts":
-            raise DataError(f"{path}: text data must be a CSV or TSV table ({', '.join(TABLE_SUFFIXES)} "
-                            f"are read as tables), not {suffix}")
-        return read_text_table(path, **options)
-    if kind == "series":
-        if suffix == ".npz":
-            return read_series_npz(path, **options)
-        if suffix == ".ts":
-            return read_series_ts(path, **options)
-        return read_series_table(path, **options)
-    raise ValueError(f"kind must be 'text' or 'series', not {kind!r}")

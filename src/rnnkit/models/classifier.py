@@ -112,4 +112,5 @@ class SequenceClassifier(nn.Module):
                  lengths.to(out.device).unsqueeze(1)).unsqueeze(-1)      # (B, T, 1)
         if c.pooling == "mean":
             return (out * valid).sum(1) / lengths.clamp(min=1).to(out).unsqueeze(1)
-        return out.masked_fill(~valid, float("-inf")).amax(1).clamp(min=-1e4)  # (B, D·H)
+        # (B, D·H); a zero-length row (only the padding) gets -1e4 rather than -inf
+        return out.masked_fill(~valid, float("-inf")).amax(1).clamp(min=-1e4)

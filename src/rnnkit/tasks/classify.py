@@ -32,7 +32,7 @@ from ..data.augment import random_affine
 from ..data.batching import BucketBatches, pad_sequences
 from ..data.embeddings import read_word_vectors
 from ..data.labelled import LABELLED_SETS, LabelledData, dtw_1nn_accuracy, load_labelled
-from ..data.readers import read_series_npz, read_series_table, read_text_table
+from ..data.readers import read_series_npz, read_series_table, read_series_ts, read_text_table
 from ..data.splits import split_labelled
 from ..data.vocab import WordVocab, tokenize, vocab_from_json
 from ..models.classifier import CELLS, POOLINGS, ClassifierConfig, SequenceClassifier
@@ -74,6 +74,8 @@ def load_data(d: dict) -> LabelledData:
                                encoding=d["encoding"])
     if path.suffix.lower() == ".npz":
         return read_series_npz(path, max_length=d["max_length"])
+    if path.suffix.lower() == ".ts":                     # the sktime/aeon (UCR/UEA archive) format
+        return read_series_ts(path, max_length=d["max_length"])
     return read_series_table(path, label_column=d["label_column"], id_column=d["id_column"],
                              time_column=d["time_column"], feature_columns=d["feature_columns"],
                              max_length=d["max_length"])
@@ -208,8 +210,8 @@ def predict_encoded(model: nn.Module, enc: Encoded, device: torch.device,
 
 
 def classification_metrics(labels: Tensor, predicted: Tensor, classes: list[str]) -> dict:
-    """accuracy, macro-F1 (the mean of the per-class F1; a class never predicted nor present
-    counts 0 only if it has support), and the confusion matrix (rows true, columns predicted)."""
+    """accuracy, macro-F1 (the unweighted mean of the per-class F1 over the classes that occur,
+    as truth or as prediction), and the confusion matrix (rows true, columns predicted)."""
     C = len(classes)
     confusion = torch.zeros(C, C, dtype=torch.long)
     confusion.index_put_((labels, predicted), torch.ones_like(labels), accumulate=True)
@@ -232,7 +234,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--dataset", choices=LABELLED_SETS, help="a bundled data set")
     src.add_argument("--csv", type=Path, metavar="FILE", help="your texts: a CSV/TSV with a header")
     src.add_argument("--series", type=Path, metavar="FILE",
-                     help="your numeric sequences: a long-format CSV/TSV (a row per time step) or an NPZ")
+                     help="your numeric sequences: a long-format CSV/TSV (a row per time step), "
+                          "an NPZ, or a .ts file (UCR/UEA archive format)")
     d.add_argument("--text-column", default="text")
     d.add_argument("--label-column", default="label")
     d.add_argument("--id-column", default="id", help="--series CSV: the sequence id column")
@@ -574,8 +577,8 @@ def predict(args: argparse.Namespace) -> list[dict]:
     d, classes = config["data"], config["classes"]
     if d["kind"] == "text":
         if args.file:
-            texts = [line.rstrip("\n") for line in
-                     Path(args.file).read_text(encoding=d["encoding"]).splitlines() if line.strip()]
+            texts = [line for line in Path(args.file).read_text(encoding=d["encoding"]).splitlines()
+                     if line.strip()]
         else:
             texts = list(args.texts)
         if not texts:

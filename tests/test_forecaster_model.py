@@ -113,3 +113,35 @@ def test_forecast_with_covariates_needs_their_future_values():
     model = Forecaster(ForecasterConfig(input_size=2))
     with pytest.raises(ValueError, match=r"future_covariates of shape \(1, 4, 1\)"):
         model.forecast(torch.zeros(1, 5, 2), 4)
+
+
+@pytest.mark.parametrize("mode", ["seq2seq", "seq2vec"])
+@pytest.mark.parametrize("norm", ["last", "mean"])
+def test_a_level_normalised_model_moves_its_forecast_with_the_level(mode, norm):
+    torch.manual_seed(3)
+    model = Forecaster(ForecasterConfig(input_size=1, mode=mode, horizon=4 if mode == "seq2vec" else 1,
+                                        hidden=8, window_norm=norm)).eval()
+    history = torch.randn(3, 9, 1)
+    mean, _ = model.forecast(history, 6)
+    shifted, _ = model.forecast(history + 25.0, 6)       # far outside anything it could have seen
+    torch.testing.assert_close(shifted, mean + 25.0, atol=1e-4, rtol=1e-5)
+
+
+def test_a_standard_normalised_model_is_equivariant_to_level_and_amplitude():
+    torch.manual_seed(4)
+    model = Forecaster(ForecasterConfig(input_size=1, likelihood="gaussian", hidden=8,
+                                        window_norm="standard")).eval()
+    history = torch.randn(2, 12, 1)
+    mean, std = model.forecast(history, 5)
+    mean2, std2 = model.forecast(3.0 * history - 7.0, 5)
+    torch.testing.assert_close(mean2, 3.0 * mean - 7.0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(std2, 3.0 * std, atol=1e-4, rtol=1e-4)
+
+
+def test_without_window_norm_the_level_changes_the_forecast_shape():
+    torch.manual_seed(5)
+    model = Forecaster(ForecasterConfig(input_size=1, hidden=8)).eval()
+    history = torch.randn(2, 9, 1)
+    mean, _ = model.forecast(history, 4)
+    shifted, _ = model.forecast(history + 25.0, 4)
+    assert not torch.allclose(shifted - 25.0, mean, atol=1e-2)   # so the tests above can fail

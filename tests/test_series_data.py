@@ -428,3 +428,19 @@ def test_bundled_series_have_their_documented_lengths_periods_and_values():
     assert detect_period(electricity.target, 400) == 336 and detect_period(electricity.target, 100) == 48
     assert calendar_kind(electricity.timestamps) == "half-hourly"
     assert calendar_features(electricity.timestamps, "half-hourly")[0].shape == (4032, 4)
+
+
+def test_future_timestamps_continue_at_the_series_own_step():
+    assert series.future_timestamps(["1960-11", "1960-12"], 3) == ["1961-01", "1961-02", "1961-03"]
+    assert series.future_timestamps(["2000-08-27 23:00", "2000-08-27 23:30"], 2) == \
+        ["2000-08-28 00:00", "2000-08-28 00:30"]
+    assert series.future_timestamps(["2000-02-27", "2000-02-28"], 2) == ["2000-02-29", "2000-03-01"]
+    assert series.future_timestamps(["2007", "2008"], 2) == ["2009", "2010"]
+    assert series.future_timestamps(["0.5", "1.0", "1.5"], 1) == ["2.0"]
+    # calendar features of the continued stamps match those of the same moments written out
+    stamps = series.future_timestamps(["2021-03-01 22:00", "2021-03-01 23:00"], 3)
+    np.testing.assert_allclose(calendar_features(stamps, "hourly")[0],
+                               calendar_features(["2021-03-02 00:00", "2021-03-02 01:00",
+                                                  "2021-03-02 02:00"], "hourly")[0])
+    with pytest.raises(DataError, match="two timestamps"):
+        series.future_timestamps(["2000-01"], 1)

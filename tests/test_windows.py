@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.data.windows import (Scaler, seq2seq_windows, seq2vec_windows, split_ranges,
-                                 window_starts)
+from rnnkit.data.windows import (Scaler, rolling_origins, seasonal_difference, seq2seq_windows,
+                                 seq2vec_windows, split_ranges, undifference, window_starts)
 
 
 def series(n: int = 50) -> np.ndarray:
@@ -60,3 +60,36 @@ def test_scaling_is_fitted_on_the_training_range_only():
     assert Scaler.from_json(scaler.to_json()).to_json() == scaler.to_json()
     flat = Scaler.fit(np.ones((5, 1)))
     assert flat.std.tolist() == [1.0]                                 # a constant column is not divided by 0
+
+
+def test_undifference_inverts_the_seasonal_difference_exactly():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=60).cumsum()
+    m = 5
+    d = seasonal_difference(y, m)
+    assert np.isnan(d[:m]).all()
+    origins = np.array([20, 33])
+    horizon = 12                                        # longer than a season: h >= m reads its own output
+    true_d = d[origins[:, None] + np.arange(horizon)]
+    back, _ = undifference(true_d, y, origins, m)
+    np.testing.assert_allclose(back, y[origins[:, None] + np.arange(horizon)])
+
+
+def test_undifference_reads_no_value_at_or_after_the_origin():
+    y = np.arange(30, dtype=np.float64)
+    wrecked = y.copy()
+    wrecked[20:] = 1e9
+    d = np.ones((1, 8))
+    std = np.full((1, 8), 2.0)
+    a, sa = undifference(d, y, np.array([20]), 3, std)
+    b, _ = undifference(d, wrecked, np.array([20]), 3, std)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a[0], [18, 19, 20, 19, 20, 21, 20, 21])
+    np.testing.assert_allclose(sa[0], 2.0 * np.sqrt([1, 1, 1, 2, 2, 2, 3, 3]))   # widens each season
+
+
+def test_rolling_origins_leave_a_whole_horizon_inside_the_range():
+    np.testing.assert_array_equal(rolling_origins(range(100, 130), 10, 7), [100, 107, 114])
+    np.testing.assert_array_equal(rolling_origins(range(0, 5), 5, 1), [0])
+    with pytest.raises(ValueError, match="no forecast of 6"):
+        rolling_origins(range(0, 5), 6, 1)

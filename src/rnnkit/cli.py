@@ -1,4 +1,4 @@
-"""``rnnkit <verb> [task]``: train, sample, predict, eval, gradcheck.
+"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -13,12 +13,12 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .tasks import classify, lm, markov
+from .tasks import classify, forecast, lm, markov
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
-TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify}
+TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast}
 
 
 def _run_task(run_dir: Path):
@@ -58,9 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.add_argument("--device", default="auto")
 
+    f = verbs.add_parser("forecast", help="continue a series with a trained forecaster")
+    f.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    f.add_argument("--horizon", type=int, help="steps to forecast (default: the run's)")
+    f.add_argument("--origin", help="forecast from this step index or timestamp "
+                                    "(default: after the end of the data)")
+    f.add_argument("--plot", type=Path, metavar="PNG", help="plot history, forecast and interval")
+    f.add_argument("--history", type=int, help="steps of history in the plot")
+    f.add_argument("--json", action="store_true")
+    f.add_argument("--device", default="auto")
+
+    gen = verbs.add_parser("generate", help="let a forecaster run on its own predictions")
+    gen.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    gen.add_argument("--steps", type=int, default=200)
+    gen.add_argument("--seed-with", choices=("zeros", "data"), default="data",
+                     help="the window the model reads first: zeros, or the series from --start")
+    gen.add_argument("--start", type=int, help="--seed-with data: the seed's first step (default 0)")
+    gen.add_argument("--plot", type=Path, metavar="PNG")
+    gen.add_argument("--json", action="store_true")
+    gen.add_argument("--device", default="auto")
+
     e = verbs.add_parser("eval", help="evaluate a trained run; --json prints one JSON object")
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--text", nargs="+", metavar="FILE", help="evaluate on these files instead")
+    e.add_argument("--horizon", type=int, help="forecast runs: steps per forecast (default: the run's)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--device", default="auto")
 
@@ -113,13 +134,33 @@ def _dispatch(args: argparse.Namespace) -> int:
                 probs = "  ".join(f"{c} {p:.3f}" for c, p in row["probabilities"].items())
                 print(f"{row['label']}\t{probs}\t{row['input']}")
         return 0
+    if args.verb in ("forecast", "generate"):
+        module = _run_task(args.run_dir)
+        if module is not forecast:
+            raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: {args.verb} needs a forecast run")
+        result = getattr(forecast, args.verb)(args)
+        if args.json:
+            print(json.dumps(result))
+        elif args.verb == "generate":
+            print("\n".join(f"{v:.6g}" for v in result["generated"]))
+        else:
+            for i, v in enumerate(result["mean"]):
+                when = result["timestamps"][i] if result["timestamps"] else result["origin"] + i
+                cols = [str(when), f"{v:.6g}"]
+                if "lower" in result:
+                    cols += [f"{result['lower'][i]:.6g}", f"{result['upper'][i]:.6g}"]
+                if i < len(result.get("actual", [])):
+                    cols.append(f"actual {result['actual'][i]:.6g}")
+                print("\t".join(cols))
+        if args.plot:
+            print(f"rnnkit: wrote {args.plot}", file=sys.stderr)
+        return 0
     if args.verb == "eval":
         result = _run_task(args.run_dir).evaluate(args)
         if args.json:
             print(json.dumps(result))
         else:
-            for k, v in result.items():
-                print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+            _print_flat(result)
         return 0
     if args.verb == "gradcheck":
         from .gradcheck import format_gradcheck, run_gradcheck
@@ -127,6 +168,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(rows) if args.json else format_gradcheck(rows))
         return 0 if all(r["ok"] for r in rows) else 1
     raise AssertionError(args.verb)
+
+
+def _print_flat(result: dict, prefix: str = "") -> None:
+    """``key: value`` lines; nested objects as ``outer.inner: value``."""
+    for k, v in result.items():
+        if isinstance(v, dict):
+            _print_flat(v, f"{prefix}{k}.")
+        else:
+            print(f"{prefix}{k}: {v:.4f}" if isinstance(v, float) else f"{prefix}{k}: {v}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
     read_series_csv(path, column, time_column=None, covariates=(), fill=None, min_length=2)
     detect_period(values, max_period)      the dominant seasonal period, by autocorrelation
     calendar_features(timestamps, kind)    month of year / time of day / day of week as sin, cos pairs
+    future_timestamps(timestamps, steps)   the timestamps after the last one, at the series' own step
     parse_timestamp(text)                  the timestamp grammar read_series_csv accepts
 
 Every series is a `TimeSeries`: an (N, C) float64 array whose first column is the target (the others are
@@ -459,6 +460,36 @@ def calendar_kind(timestamps: Sequence[str]) -> str | None:
     steps, counts = np.unique([(b[1] - a[1]).total_seconds() for a, b in zip(parsed, parsed[1:])],
                               return_counts=True)
     return {1800.0: "half-hourly", 3600.0: "hourly"}.get(float(steps[np.argmax(counts)]))
+
+
+def future_timestamps(timestamps: Sequence[str], steps: int) -> list[str]:
+    """The `steps` timestamps after the last one, at the series' own step, so calendar features can be
+    made for a forecast beyond the data: months step by a month ("YYYY-MM" or, for dates, the same day),
+    dates and datetimes by their most common difference. Numbers step by their most common difference.
+    `DataError` when the step cannot be told (fewer than two timestamps)."""
+    if len(timestamps) < 2:
+        raise DataError("at least two timestamps are needed to continue them")
+    parsed = [parse_timestamp(t) for t in timestamps[-50:]]
+    kind, last = parsed[-1]
+    if kind == "month":
+        months = [last.year * 12 + last.month - 1 + k for k in range(1, steps + 1)]
+        return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in months]
+    deltas = [b[1] - a[1] for a, b in zip(parsed, parsed[1:])]
+    values, counts = np.unique(np.array(deltas, dtype=object if kind != "number" else np.float64),
+                               return_counts=True)
+    step = values[np.argmax(counts)]
+    if kind == "number":
+        digits = max((len(t.split(".")[1]) if "." in t else 0) for t in timestamps[-50:])
+        return [f"{last + k * step:.{digits}f}" for k in range(1, steps + 1)]
+    if kind == "date" and step == timedelta(days=31):        # monthly on a day: keep the day
+        return [_add_months(last, k).strftime("%Y-%m-%d") for k in range(1, steps + 1)]
+    text = "%Y-%m-%d" if kind == "date" else "%Y-%m-%d %H:%M" if last.second == 0 else "%Y-%m-%d %H:%M:%S"
+    return [(last + k * step).strftime(text) for k in range(1, steps + 1)]
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    index = moment.year * 12 + moment.month - 1 + months
+    return moment.replace(year=index // 12, month=index % 12 + 1, day=min(moment.day, 28))
 
 
 # --- bundled series: sources ------------------------------------------------------------------------

@@ -13,6 +13,11 @@ K horizon.
     seq2vec_windows(values, starts, T, K) inputs values[s : s+T] (B, T, C), targets the next K values of the
                                       target, values[s+T : s+T+K, 0] (B, K)
 
+    seasonal_difference(y, m)         d_t = y_t - y_{t-m} (NaN for t < m): the Box-Jenkins seasonal difference
+    undifference(d, y, origin, m)     forecasts of d from ``origin`` back to y, each step adding the value one
+                                      season earlier (observed, or itself forecast when h >= m)
+    rolling_origins(span, K, step)    forecast origins inside a range, every ``step``, each leaving K steps
+
 A window may use values up to its last target, so windows for a range [lo, hi) start in
 [lo, hi - T - K]: training windows never reach into the validation or test range.
 """
@@ -81,3 +86,42 @@ def seq2vec_windows(values: np.ndarray, starts: np.ndarray, length: int,
     idx = starts[:, None] + np.arange(length)                              # (B, T)
     ahead = starts[:, None] + length + np.arange(horizon)                  # (B, K)
     return values[idx], values[ahead, 0]
+
+
+def seasonal_difference(y: np.ndarray, m: int) -> np.ndarray:
+    """(N,) d_t = y_t - y_{t-m}; the first m entries, which have no value a season earlier, are NaN."""
+    d = np.full(len(y), np.nan)
+    d[m:] = y[m:] - y[:-m]
+    return d
+
+
+def undifference(d: np.ndarray, y: np.ndarray, origins: np.ndarray, m: int,
+                 d_std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Forecasts of the differenced series, d (O, K) for steps origin .. origin+K-1, back in the units of y.
+
+    y_{o+h} = d_{o+h} + y_{o+h-m}: the value one season earlier is observed when h < m (only y[:o] is
+    read) and is the forecast itself when h >= m. Standard deviations add in quadrature along that chain
+    (the forecast errors taken as independent), so an interval widens every season.
+    """
+    out = np.empty_like(d)
+    std = None if d_std is None else np.empty_like(d_std)
+    for h in range(d.shape[1]):
+        if h < m:
+            out[:, h] = d[:, h] + y[origins + h - m]
+            if std is not None:
+                std[:, h] = d_std[:, h]
+        else:
+            out[:, h] = d[:, h] + out[:, h - m]
+            if std is not None:
+                std[:, h] = np.hypot(d_std[:, h], std[:, h - m])
+    return out, std
+
+
+def rolling_origins(span: range, horizon: int, step: int) -> np.ndarray:
+    """Origins o in ``span`` every ``step`` steps from its start such that o .. o+horizon-1 stay in it."""
+    if step <= 0:
+        raise ValueError(f"the step between origins must be positive, got {step}")
+    origins = np.arange(span.start, span.stop - horizon + 1, step)
+    if len(origins) == 0:
+        raise ValueError(f"a range of {len(span)} steps holds no forecast of {horizon} steps")
+    return origins

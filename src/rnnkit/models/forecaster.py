@@ -16,6 +16,13 @@ The dense output layer of sequence-to-sequence is applied to all B·T hidden sta
 (softplus, so it stays positive) per step, trained by the Gaussian negative log-likelihood; its
 quantiles give prediction intervals. ``"point"`` predicts the value, trained by the squared error.
 
+``window_norm`` handles a level (or an amplitude) that drifts out of the range seen in training:
+each window's level — its ``last`` target value (as NLinear, Zeng et al. 2023) or its ``mean`` — is
+subtracted from the target input column and added back to the predictions, so the network models the
+movement from the window's own level rather than absolute values it may never have seen. ``standard``
+(RevIN, Kim et al. 2022) also divides by the window's standard deviation and multiplies it back, so a
+growing amplitude is no extrapolation either.
+
 Forecasting continues a series recursively: the model reads the history once, then each predicted
 value (the mean) is fed back in as the next input, with the state carried — never re-running the
 prefix. Known future covariates (calendar features) are read from ``future_covariates``.
@@ -35,6 +42,8 @@ from ..unroll import State
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 MODES = ("seq2seq", "seq2vec")
 LIKELIHOODS = ("point", "gaussian")
+WINDOW_NORMS = ("none", "last", "mean", "standard")
+MIN_WINDOW_SCALE = 0.05   # standard: a flatter window (in training standard deviations) is not blown up
 
 
 @dataclass(frozen=True)
@@ -47,12 +56,15 @@ class ForecasterConfig:
     hidden: int = 64                   # H
     layers: int = 1
     dropout: float = 0.0
+    window_norm: str = "none"          # none | last | mean | standard: removed, then restored
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.window_norm not in WINDOW_NORMS:
+            raise ValueError(f"window_norm must be one of {WINDOW_NORMS}, got {self.window_norm!r}")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
         if self.mode == "seq2seq" and self.horizon != 1:
@@ -74,9 +86,28 @@ class Forecaster(nn.Module):
         self.outputs_per_step = 2 if c.likelihood == "gaussian" else 1          # D
         self.output = nn.Linear(c.hidden, c.horizon * self.outputs_per_step)
 
-    def forward(self, x: Tensor, state: Optional[State] = None) -> tuple[Tensor, Tensor, State]:
+    def window_stats(self, x: Tensor) -> Optional[tuple[Tensor, Tensor]]:
+        """(level, scale), each (B,), that ``window_norm`` removes from a window x (B, T, F)."""
+        target = x[..., 0]                                               # (B, T)
+        norm = self.config.window_norm
+        if norm == "none":
+            return None
+        level = target[:, -1] if norm == "last" else target.mean(1)
+        scale = (target.std(1, unbiased=False).clamp_min(MIN_WINDOW_SCALE) if norm == "standard"
+                 else torch.ones_like(level))
+        return level, scale
+
+    def forward(self, x: Tensor, state: Optional[State] = None,
+                stats: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor, State]:
         """x (B, T, F) → (mean, std, state). seq2seq: mean/std (B, T), the prediction for each
-        next step; seq2vec: (B, K), the K steps after the window. std is None for point output."""
+        next step; seq2vec: (B, K), the K steps after the window. std is None for point output.
+        ``stats``: the window's (level, scale) to use (a continuation carries its window's); by
+        default ``window_stats(x)``."""
+        if stats is None and state is None:
+            stats = self.window_stats(x)
+        if stats is not None:                                            # the window's own units
+            level, scale = (v.view(-1, 1, 1) for v in stats)
+            x = torch.cat([(x[..., :1] - level) / scale, x[..., 1:]], dim=-1)
         h, state = self.rnn(x, state)                                    # (B, T, H)
         if self.config.mode == "seq2vec":
             h = h[:, -1]                                                 # (B, H)
@@ -85,6 +116,10 @@ class Forecaster(nn.Module):
             out = out.view(out.shape[0], self.config.horizon, self.outputs_per_step)   # (B, K, D)
         mean = out[..., 0]
         std = F.softplus(out[..., 1]) + 1e-4 if self.outputs_per_step == 2 else None
+        if stats is not None:                                            # back in the series' units
+            level, scale = (v.view(-1, 1) for v in stats)
+            mean = mean * scale + level
+            std = None if std is None else std * scale
         return mean, std, state
 
     def loss(self, mean: Tensor, std: Optional[Tensor], target: Tensor) -> Tensor:
@@ -110,7 +145,8 @@ class Forecaster(nn.Module):
         self.eval()
         means, stds = [], []
         if self.config.mode == "seq2seq":
-            mean, std, state = self(history)
+            stats = self.window_stats(history)                               # (B,) pair or None
+            mean, std, state = self(history, stats=stats)
             mean, std = mean[:, -1], None if std is None else std[:, -1]      # (B,)
             for k in range(steps):
                 means.append(mean)
@@ -120,7 +156,7 @@ class Forecaster(nn.Module):
                 step = mean.view(B, 1, 1)
                 if F_ > 1:
                     step = torch.cat([step, future_covariates[:, k:k + 1]], dim=-1)  # (B, 1, F)
-                mean, std, state = self(step, state)
+                mean, std, state = self(step, state, stats)
                 mean, std = mean[:, -1], None if std is None else std[:, -1]
         else:
             window, done = history, 0

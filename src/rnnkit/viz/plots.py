@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from ..files import atomic_write
 
 
@@ -35,6 +37,32 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
             for j in range(n):
                 ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=8,
                         color="white" if shade[i][j] > 0.5 else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def plot_forecast(path: Path, x, y, origins, horizon: int, forecasts, baseline=None, *,
+                  lower=None, upper=None, title: str = "", baseline_label: str = "Holt-Winters") -> None:
+    """The observed series ``y`` at steps ``x`` and the forecasts (O, H) made from each origin (they
+    cover steps origin .. origin+H-1), optionally a baseline's forecasts (O, H) and an interval band
+    (lower, upper (O, H)). Long series are drawn thin so the forecasts stay readable."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4), dpi=100)
+    ax.plot(x, y, color="black", linewidth=0.8 if len(x) > 500 else 1.2, label="observed")
+    for i, origin in enumerate(origins):
+        steps = origin + np.arange(horizon)
+        if lower is not None:
+            ax.fill_between(steps, lower[i], upper[i], color="tab:blue", alpha=0.2,
+                            label="interval" if i == 0 else None)
+        ax.plot(steps, forecasts[i], color="tab:blue", linewidth=1.4, label="RNN" if i == 0 else None)
+        if baseline is not None:
+            ax.plot(steps, baseline[i], color="tab:orange", linewidth=1.0, linestyle="--",
+                    label=baseline_label if i == 0 else None)
+    ax.set_xlabel("step")
+    ax.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -268,3 +268,17 @@ def test_a_changed_series_is_refused(sine_csv, tmp_path, capsys):
     path.write_text(sine_csv.read_text().replace("100.000000", "101.000000"))
     capsys.readouterr()
     fails(["eval", str(run)], capsys, "has changed")
+
+
+@pytest.mark.slow
+def test_electricity_figure_beats_weekly_seasonal_naive_and_holt_winters(tmp_path, capsys):
+    """The README's figure (fetches pmdarima's wheel on first use): seed 0 of the default recipe."""
+    run = tmp_path / "elec"
+    assert main(["train", "forecast", "--dataset", "electricity", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["horizon"], result["origins"], result["season"]) == (48, 16, 336)
+    model, baselines = result["model"]["mase"], result["baselines"]
+    assert model <= 0.8 * baselines["seasonal_naive"]["mase"]
+    assert model <= baselines["holt_winters"]["mase"]

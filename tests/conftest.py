@@ -1,4 +1,4 @@
-"""Shared fixtures for the core tests (cells, unroll, layers).
+"""Shared fixtures: for the core tests (cells, unroll, layers), and `fails` for the CLI tests.
 
 Tolerances are the design's: 1e-5 for float32, 1e-10 for float64, used as both atol and rtol.
 """
@@ -77,3 +77,20 @@ def fwd_bwd():
 @pytest.fixture
 def assert_results_close():
     return _assert_results_close
+
+
+def _cli_fails(argv: list[str], capsys, message: str) -> str:
+    """Run the CLI expecting a refusal: exit status 2, no traceback, and a last stderr line
+    ``rnnkit: error: ...`` that contains ``message``. Returns that line."""
+    from rnnkit.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err, err
+    assert last.startswith("rnnkit: error:") and message in last, err
+    return last
+
+
+@pytest.fixture
+def fails():
+    return _cli_fails

@@ -33,12 +33,6 @@ def reviews(tmp_path_factory) -> Path:
     return path
 
 
-def fails(argv, capsys, message: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
 
 
 def test_rnn_classifier_learns_evaluates_and_predicts(reviews, tmp_path, capsys):
@@ -166,7 +160,7 @@ def test_resume_after_a_crash_continues_the_same_curve(reviews, tmp_path, monkey
     assert (crashed / "test.json").read_text() == (full / "test.json").read_text()
 
 
-def test_bad_input_gives_clear_errors_and_touches_nothing(reviews, tmp_path, capsys):
+def test_bad_input_gives_clear_errors_and_touches_nothing(reviews, tmp_path, capsys, fails):
     run = tmp_path / "run"
     assert main(["train", "classify", "--csv", str(reviews), "--epochs", "1", "--out", str(run),
                  *SMALL]) == 0
@@ -194,7 +188,7 @@ def test_bad_input_gives_clear_errors_and_touches_nothing(reviews, tmp_path, cap
     fails(["predict", str(run)], capsys, "nothing to classify")
 
 
-def test_series_csv_errors_name_row_and_column(tmp_path, capsys):
+def test_series_csv_errors_name_row_and_column(tmp_path, capsys, fails):
     bad = tmp_path / "visits.csv"
     bad.write_text("id,day,pulse,outcome\na,1,80,ok\na,2,eighty,ok\nb,1,90,ill\n")
     fails(["train", "classify", "--series", str(bad), "--label-column", "outcome", "--epochs", "1"],

@@ -48,12 +48,6 @@ def sine_run(sine_csv, tmp_path_factory) -> Path:
     return run
 
 
-def fails(argv, capsys, message: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
 
 
 # ---- scores and the classical forecasters -------------------------------------------------------
@@ -170,7 +164,7 @@ def test_forecast_past_the_end_continues_the_timestamps_and_the_sine(sine_run, t
     np.testing.assert_allclose(out["mean"], truth, atol=1.0)
 
 
-def test_forecast_from_an_origin_inside_the_data_shows_the_actual_values(sine_run, capsys):
+def test_forecast_from_an_origin_inside_the_data_shows_the_actual_values(sine_run, capsys, fails):
     assert main(["forecast", str(sine_run), "--horizon", "3", "--origin", "2021-03-20 05:00"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == ["2021-03-20 05:00", "2021-03-20 06:00",
@@ -221,7 +215,7 @@ def test_resume_after_a_crash_continues_the_same_curve(sine_csv, tmp_path, monke
 
 # ---- bad input: a clear one-line error, and no run directory -----------------------------------------
 
-def test_missing_values_are_counted_and_nothing_is_written(tmp_path, capsys):
+def test_missing_values_are_counted_and_nothing_is_written(tmp_path, capsys, fails):
     rows = sine_rows(200)
     rows[50] = rows[50].split(",")[0] + ",,1"
     rows[70] = rows[70].split(",")[0] + ",NA,1"
@@ -237,7 +231,7 @@ def test_missing_values_are_counted_and_nothing_is_written(tmp_path, capsys):
     assert "fill:" in capsys.readouterr().err
 
 
-def test_bad_requests_are_refused_before_anything_is_written(sine_csv, tmp_path, capsys):
+def test_bad_requests_are_refused_before_anything_is_written(sine_csv, tmp_path, capsys, fails):
     out = tmp_path / "run"
     fails(["train", "forecast", "--csv", str(sine_csv), "--epochs", "1"], capsys, "--column")
     fails(["train", "forecast", "--csv", str(sine_csv), "--column", "nope", "--epochs", "1"],
@@ -249,7 +243,7 @@ def test_bad_requests_are_refused_before_anything_is_written(sine_csv, tmp_path,
     assert not out.exists()
 
 
-def test_a_model_with_covariates_refuses_to_forecast_past_the_data(sine_csv, tmp_path, capsys):
+def test_a_model_with_covariates_refuses_to_forecast_past_the_data(sine_csv, tmp_path, capsys, fails):
     run = tmp_path / "cov"
     assert main(["train", "forecast", "--csv", str(sine_csv), "--column", "load", "--covariates",
                  "other", "--calendar", "none", *SMALL, "--epochs", "1", "--out", str(run)]) == 0
@@ -259,14 +253,13 @@ def test_a_model_with_covariates_refuses_to_forecast_past_the_data(sine_csv, tmp
     assert len(json.loads(capsys.readouterr().out)["actual"]) == 4
 
 
-def test_a_changed_series_is_refused(sine_csv, tmp_path, capsys):
+def test_a_changed_series_is_refused(sine_csv, tmp_path, capsys, fails):
     path = tmp_path / "copy.csv"
     path.write_text(sine_csv.read_text())
     run = tmp_path / "run"
     assert main(["train", "forecast", "--csv", str(path), "--column", "load", *SMALL, "--epochs", "1",
                  "--out", str(run)]) == 0
     path.write_text(sine_csv.read_text().replace("100.000000", "101.000000"))
-    capsys.readouterr()
     fails(["eval", str(run)], capsys, "has changed")
 
 

@@ -130,13 +130,9 @@ def test_checkpoint_round_trip_and_interrupted_save(tmp_path, monkeypatch):
         load_checkpoint(path)
 
 
-def fails(argv: list[str], capsys, match: str) -> None:
-    assert main(argv) == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]     # one line, no traceback
-    assert last.startswith("rnnkit: error:") and match in last, last
 
 
-def test_bad_input_gives_clear_errors_and_touches_nothing(corpus, tmp_path, capsys):
+def test_bad_input_gives_clear_errors_and_touches_nothing(corpus, tmp_path, capsys, fails):
     run = tmp_path / "run"
     assert main(["train", "lm", "--text", str(corpus), "--epochs", "1", "--out", str(run), *SMALL]) == 0
     before = {p.name: p.read_bytes() for p in run.iterdir()}
@@ -172,7 +168,7 @@ def test_bad_input_gives_clear_errors_and_touches_nothing(corpus, tmp_path, caps
     fails(["train", "lm", "--resume", str(run)], capsys, "only in the data: 'XYZ'")
 
 
-def test_nonfinite_loss_stops_without_saving(corpus, tmp_path, capsys, monkeypatch):
+def test_nonfinite_loss_stops_without_saving(corpus, tmp_path, capsys, monkeypatch, fails):
     from rnnkit.tasks.lm import LMTask
     real_step = LMTask.train_step
     calls = {"n": 0}
@@ -236,7 +232,7 @@ def test_generation_reads_the_prime_once_then_one_token_per_step():
         assert torch.allclose(logits[0, -1], full_logits[0, t], atol=1e-5)
 
 
-def test_markov_cli_trains_the_best_order_samples_plays_and_evaluates(tmp_path, capsys):
+def test_markov_cli_trains_the_best_order_samples_plays_and_evaluates(tmp_path, capsys, fails):
     text = tmp_path / "play.txt"
     speeches = ["ROMEO:\nthe night is long\n", "JULIET:\nthe day is come\n",
                 "NURSE:\nmadam, your mother\n"]
@@ -267,7 +263,7 @@ def test_markov_cli_trains_the_best_order_samples_plays_and_evaluates(tmp_path, 
           "--order must be an integer or 'best'")
 
 
-def test_an_unwritable_run_directory_is_one_error_line(corpus, tmp_path, capsys):
+def test_an_unwritable_run_directory_is_one_error_line(corpus, tmp_path, capsys, fails):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     fails(["train", "lm", "--text", str(corpus), "--epochs", "1", "--out", str(blocker / "run"),

@@ -41,7 +41,7 @@ from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_confusion
 from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir, read_json,
-                     read_run_config, resolve_device, train_config, write_json)
+                     read_run_config, resolve_device, resumable_config, train_config, write_json)
 
 TASK = "classify"
 
@@ -498,11 +498,9 @@ def cv_summary(folds: list[dict], name: str) -> dict:
 
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
-    config = read_run_config(run)
-    if config.get("task") != TASK or "cv" in config:
-        raise UsageError(f"{run} is not a single classification run (resume a fold's directory)")
-    if not (run / "last.safetensors").is_file():
-        raise UsageError(f"{run} has no last.safetensors to resume from")
+    if "cv" in read_run_config(run):
+        raise UsageError(f"{run} is a cross-validation run: resume one fold's directory")
+    config = resumable_config(run, TASK, "a classification run")
     device = resolve_device(args.device if args.device != "auto" else config["device"])
     vocab = vocab_from_json(read_json(run / "vocab.json")) if config["data"]["kind"] == "text" else None
     d = config["data"]

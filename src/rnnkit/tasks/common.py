@@ -109,6 +109,16 @@ def read_run_config(run_dir: Path) -> dict:
     return read_json(Path(run_dir) / "config.json")
 
 
+def resumable_config(run: Path, task: str, what: str) -> dict:
+    """The config of a run ``--resume`` can continue: one of ``task`` with a ``last`` checkpoint."""
+    config = read_run_config(run)
+    if config.get("task") != task:
+        raise UsageError(f"{run} is a {config.get('task')!r} run, not {what}")
+    if not (Path(run) / "last.safetensors").is_file():
+        raise UsageError(f"{run} has no last.safetensors to resume from")
+    return config
+
+
 def checkpoint_path(run_dir: Path) -> Path:
     """The checkpoint to use a trained run with: ``best``, else ``last``."""
     for name in ("best", "last"):

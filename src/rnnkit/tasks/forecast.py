@@ -47,7 +47,7 @@ from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_forecast
 from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     read_run_config, resolve_device, train_config, write_json)
+                     resolve_device, resumable_config, train_config, write_json)
 
 TASK = "forecast"
 
@@ -411,11 +411,7 @@ def _fit_and_test(run: Path, config: dict, model: Forecaster, task: ForecastTask
 
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
-    config = read_run_config(run)
-    if config.get("task") != TASK:
-        raise UsageError(f"{run} is not a forecasting run")
-    if not (run / "last.safetensors").is_file():
-        raise UsageError(f"{run} has no last.safetensors to resume from")
+    config = resumable_config(run, TASK, "a forecasting run")
     device = resolve_device(args.device if args.device != "auto" else config["device"])
     series, prep = _checked_data(run, config)
     cfg = TrainConfig(**config["train"])

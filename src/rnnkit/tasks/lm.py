@@ -25,8 +25,8 @@ from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..unroll import detach_state, map_state
 from .common import (UsageError, add_text_arguments, add_training_arguments, checkpoint_path,
-                     corpus_fingerprint, load_text_corpus, new_run_dir, read_json, read_run_config,
-                     resolve_device, train_config, write_json)
+                     corpus_fingerprint, load_text_corpus, new_run_dir, read_json,
+                     resolve_device, resumable_config, train_config, write_json)
 
 TASK = "lm"
 
@@ -196,11 +196,7 @@ def _fit(run: Path, config: dict, vocab, task: LMTask, device, resume: bool) -> 
 
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
-    config = read_run_config(run)
-    if config.get("task") != TASK:
-        raise UsageError(f"{run} is a {config.get('task')!r} run, not a language model")
-    if not (run / "last.safetensors").is_file():
-        raise UsageError(f"{run} has no last.safetensors to resume from")
+    config = resumable_config(run, TASK, "a language model")
     d = config["data"]
     data = load_text_corpus(d["dataset"], d["text"], d["encoding"], d["valid_fraction"])
     vocab = vocab_from_json(read_json(run / "vocab.json"))

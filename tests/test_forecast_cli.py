@@ -275,3 +275,11 @@ def test_electricity_figure_beats_weekly_seasonal_naive_and_holt_winters(tmp_pat
     model, baselines = result["model"]["mase"], result["baselines"]
     assert model <= 0.8 * baselines["seasonal_naive"]["mase"]
     assert model <= baselines["holt_winters"]["mase"]
+
+
+def test_origins_every_horizon_when_there_are_ten_else_every_step_and_never_too_many():
+    from rnnkit.tasks.forecast import MAX_ORIGINS, origin_step
+    assert origin_step(range(3226, 4032), 48) == 48          # electricity: 16 daily origins
+    assert origin_step(range(115, 144), 12) == 1             # airline: 18 monthly origins
+    step = origin_step(range(0, 100_000), 24)
+    assert step > 24 and len(range(0, 100_000 - 24 + 1, step)) <= MAX_ORIGINS

@@ -135,10 +135,15 @@ def prepare(series: TimeSeries, d: dict, scaler: Optional[Scaler] = None) -> Pre
                     {"train": train, "valid": valid, "test": test}, series.timestamps)
 
 
+MAX_ORIGINS = 200                  # eval refits Holt-Winters at every origin: keep long series quick
+
+
 def origin_step(span: range, horizon: int) -> int:
     """Origins every H steps (each forecast scored on fresh values) when that gives ten or more;
-    otherwise every step, so a short range still gives an average over many origins."""
-    return horizon if (len(span) - horizon) // horizon + 1 >= 10 else 1
+    otherwise every step, so a short range still gives an average over many origins; and never more
+    than MAX_ORIGINS, spread evenly over the range."""
+    step = horizon if (len(span) - horizon) // horizon + 1 >= 10 else 1
+    return max(step, -(-(len(span) - horizon + 1) // MAX_ORIGINS))
 
 
 def forecast_origins(model: Forecaster, prep: Prepared, origins: np.ndarray, horizon: int, d: dict,

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow bench gradcheck clean
+.PHONY: demo test test-slow bench bench-word2vec gradcheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/lm_throughput.py
 	$(PY) benchmarks/lm_throughput.py --precision bf16
+
+# word2vec beside gensim (same corpus, settings and threads); installs gensim, the `bench` extra.
+bench-word2vec: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/word2vec_vs_gensim.py
 
 gradcheck: $(STAMP)
 	$(VENV)/bin/rnnkit gradcheck

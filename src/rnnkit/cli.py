@@ -1,4 +1,5 @@
-"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, eval, gradcheck.
+"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, similar, analogy, export,
+eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -13,15 +14,18 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .tasks import classify, forecast, lm, markov
+from .tasks import classify, forecast, lm, markov, word2vec
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
-TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast}
+TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast,
+               "word2vec": word2vec}
 
 
 def _run_task(run_dir: Path):
+    if Path(run_dir).is_file():                  # a word-vectors file stands in for a word2vec run
+        return word2vec
     task = read_run_config(run_dir).get("task")
     if task not in TRAIN_TASKS:
         raise UsageError(f"{run_dir}: unknown task {task!r} in config.json")
@@ -78,10 +82,36 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true")
     gen.add_argument("--device", default="auto")
 
+    sim = verbs.add_parser("similar", help="nearest words by cosine similarity")
+    sim.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
+    sim.add_argument("word")
+    sim.add_argument("-n", type=int, default=10)
+    sim.add_argument("--json", action="store_true")
+
+    an = verbs.add_parser("analogy", help="A − B + C: what is to C as A is to B (king man woman)")
+    an.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
+    an.add_argument("plus", metavar="A")
+    an.add_argument("minus", metavar="B")
+    an.add_argument("plus2", metavar="C")
+    an.add_argument("--method", choices=("add", "mul"), default="add", help="3CosAdd or 3CosMul")
+    an.add_argument("-n", type=int, default=5)
+    an.add_argument("--json", action="store_true")
+
+    ex = verbs.add_parser("export", help="write a word2vec run's vectors in word2vec's format")
+    ex.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ex.add_argument("output", type=Path, metavar="FILE")
+    ex.add_argument("--binary", action="store_true", help="the binary format (default: text)")
+
     e = verbs.add_parser("eval", help="evaluate a trained run; --json prints one JSON object")
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--text", nargs="+", metavar="FILE", help="evaluate on these files instead")
     e.add_argument("--horizon", type=int, help="forecast runs: steps per forecast (default: the run's)")
+    e.add_argument("--analogies", type=Path, metavar="FILE",
+                   help="word2vec: questions-words format (default: the file bundled with gensim)")
+    e.add_argument("--similarity", nargs="+", metavar="FILE",
+                   help="word2vec: word-pair files 'w1 w2 score' (default: WordSim-353)")
+    e.add_argument("--restrict-vocab", type=int, default=300_000,
+                   help="word2vec analogies: search the N most frequent words (gensim's default)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--device", default="auto")
 
@@ -154,6 +184,17 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print("\t".join(cols))
         if args.plot:
             print(f"rnnkit: wrote {args.plot}", file=sys.stderr)
+        return 0
+    if args.verb in ("similar", "analogy", "export"):
+        module = _run_task(args.run_dir)
+        if module is not word2vec:
+            raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: {args.verb} needs word vectors")
+        result = getattr(word2vec, args.verb)(args)
+        if args.verb == "export" or args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            for row in result:
+                print(f"{row['word']}\t{row.get('similarity', row.get('score')):.4f}")
         return 0
     if args.verb == "eval":
         result = _run_task(args.run_dir).evaluate(args)

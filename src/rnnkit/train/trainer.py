@@ -266,7 +266,7 @@ class Trainer:
 
         summary = self._summary(last_eval, elapsed(), stop_reason)
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        _plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
+        plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
         return summary
 
     def _evaluate_and_save(self, metrics_file, seconds: float) -> dict:
@@ -319,7 +319,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 
-def _plot_losses(metrics_path: Path, png_path: Path) -> None:
+def plot_losses(metrics_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

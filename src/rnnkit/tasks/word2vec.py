@@ -1,0 +1,319 @@
+"""``rnnkit train word2vec`` / ``similar`` / ``analogy`` / ``eval`` / ``export``: word vectors.
+
+Shapes: V vocabulary, E vector size, P examples (pairs) in a chunk, B a batch, K noise words.
+
+Training (models/word2vec.py): each epoch subsamples frequent words afresh, cuts the kept tokens
+into chunks, turns each chunk into (input, target) examples with the dynamic window in a few array
+operations (data/word_pairs.py), shuffles them, draws every batch's K noise words in one call, and
+applies hand-written sparse SGD updates. The learning rate falls linearly from --lr to --lr·1e-4 over
+all the words of all epochs, as the original. There is no validation loss to choose a checkpoint by:
+the run keeps its final vectors, and ``eval`` measures them on analogy and word-similarity sets.
+
+Every query command takes a run directory or a vectors file in word2vec's text or binary format
+(gensim's ``save_word2vec_format`` output, say), so vectors made elsewhere can be queried too.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..data.embeddings import read_word2vec, write_word2vec
+from ..data.errors import DataError
+from ..data.word2vec_data import (W2V_CORPORA, load_eval_file, load_word2vec_corpus, read_analogies,
+                                  read_corpus_files, read_word_pairs)
+from ..data.word_pairs import (CountedVocab, cbow_examples, count_words, encode, keep_probabilities,
+                               noise_distribution, skipgram_pairs, subsample)
+from ..models.word2vec import (ARCHITECTURES, LOSSES, Word2Vec, Word2VecConfig, analogy_scores,
+                               nearest, unit_rows)
+from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.progress import Progress
+from ..train.trainer import plot_losses
+from .common import UsageError, new_run_dir, resolve_device, write_json
+
+TASK = "word2vec"
+CHUNK_TOKENS = 200_000            # tokens turned into examples at a time (bounded memory)
+NOISE_TABLE = 10_000_000          # noise words are drawn from a table, as the original's unigram table
+MIN_LR_RATIO = 1e-4
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("data")
+    src = d.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=W2V_CORPORA, help="a bundled corpus")
+    src.add_argument("--text", nargs="+", type=Path, metavar="FILE", help="your own text file(s)")
+    d.add_argument("--encoding", default="utf-8")
+    d.add_argument("--min-count", type=int, default=5, help="rarer words are dropped (default 5)")
+    d.add_argument("--max-vocab", type=int, help="keep at most this many words")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=ARCHITECTURES, default="skipgram")
+    m.add_argument("--loss", choices=LOSSES, default="negative",
+                   help="negative sampling (Mikolov 2013) or noise-contrastive estimation")
+    m.add_argument("--dim", type=int, default=100)
+    m.add_argument("--window", type=int, default=5, help="largest window; each word draws 1..W")
+    m.add_argument("--negatives", type=int, default=5)
+    m.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--lr", type=float, help="start learning rate (default 0.025 skip-gram, 0.05 CBOW)")
+    t.add_argument("--batch-size", type=int, default=1024, help="examples per sparse update")
+    t.add_argument("--share-negatives", type=int, default=16, metavar="S",
+                   help="groups of S examples share their noise words (1: each its own, as the "
+                        "original; larger is faster)")
+    t.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda")
+    t.add_argument("--log-every", type=float, default=5.0, help="seconds between progress lines")
+    t.add_argument("--out", type=Path, help="run directory (default runs/word2vec-<time>)")
+
+
+def load_sentences(dataset: Optional[str], files: Optional[list[Path]], encoding: str) -> list[list[str]]:
+    if dataset:
+        return load_word2vec_corpus(dataset)
+    if not files:
+        raise UsageError("give the corpus: --dataset NAME or --text FILE [FILE ...]")
+    return read_corpus_files(files, encoding)
+
+
+def train(args: argparse.Namespace) -> dict:
+    for name in ("min_count", "dim", "window", "negatives", "epochs", "batch_size", "share_negatives"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.share_negatives > args.batch_size:
+        raise UsageError(f"--share-negatives {args.share_negatives} is larger than --batch-size "
+                         f"{args.batch_size}")
+    if not 0 <= args.sample < 1:
+        raise UsageError(f"--sample must be in [0, 1), got {args.sample}")
+    lr = args.lr or (0.05 if args.model == "cbow" else 0.025)
+    if not lr > 0:
+        raise UsageError(f"--lr must be > 0, got {lr}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    sentences = load_sentences(args.dataset, args.text, args.encoding)
+    vocab = count_words(sentences, args.min_count, args.max_vocab)
+    ids, sentence = encode(sentences, vocab)
+    model_cfg = Word2VecConfig(vocab_size=len(vocab), dim=args.dim, model=args.model, loss=args.loss,
+                               negatives=args.negatives)
+    config = {"task": TASK, "model": model_cfg.to_json(),
+              "data": {"dataset": args.dataset, "text": [str(f) for f in args.text or []],
+                       "encoding": args.encoding, "min_count": args.min_count,
+                       "max_vocab": args.max_vocab, "tokens": int(len(ids)),
+                       "sentences": len(sentences)},
+              "train": {"window": args.window, "sample": args.sample, "epochs": args.epochs,
+                        "lr": lr, "batch_size": args.batch_size,
+                        "share_negatives": args.share_negatives, "seed": args.seed,
+                        "threads": torch.get_num_threads(), "device": str(device)}}
+    run = new_run_dir(args.out, TASK)
+    write_json(run / "config.json", config)
+    print(f"run directory: {run}\n{len(sentences):,} sentences, {len(ids):,} tokens in the vocabulary "
+          f"of {len(vocab):,} words (min count {args.min_count}); {args.model}, {args.loss} loss, "
+          f"{args.dim} dimensions, {torch.get_num_threads()} threads", file=sys.stderr)
+    model = Word2Vec(model_cfg, seed=args.seed).to(device)
+    summary = fit(model, vocab, ids, sentence, config["train"], run, device, args.log_every)
+    save_checkpoint(run / "last.safetensors", model.state_dict(),
+                    {"task": TASK, "config": config, "vocab": vocab.to_json()})
+    write_json(run / "summary.json", summary)
+    plot_losses(run / "metrics.jsonl", run / "loss.png")
+    print(f"done: {summary['words']:,} words in {summary['seconds']:.1f} s "
+          f"({summary['words_per_s']:,.0f} words/s, {summary['effective_words_per_s']:,.0f} after "
+          f"subsampling); final loss {summary['final_train_loss']:.4f}", file=sys.stderr)
+    return summary
+
+
+def noise_table(probabilities: np.ndarray, size: int = NOISE_TABLE) -> torch.Tensor:
+    """(size,) word ids, each word filling a share of the table equal to its noise probability, so
+    a uniform draw of positions is a draw from P_n (to within 1/size): faster than a search."""
+    ends = np.rint(np.cumsum(probabilities) * size).astype(np.int64)
+    counts = np.diff(ends, prepend=0)
+    return torch.from_numpy(np.repeat(np.arange(len(probabilities)), counts))
+
+
+def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndarray, t: dict,
+        run: Path, device: torch.device, log_every: float) -> dict:
+    """Epochs of subsampled, shuffled examples and sparse SGD; metrics.jsonl as it goes."""
+    rng = np.random.default_rng(t["seed"])
+    gen = torch.Generator(device="cpu").manual_seed(t["seed"])
+    noise = noise_distribution(vocab.counts)
+    model.set_noise(torch.as_tensor(noise, dtype=torch.float32, device=device))
+    table = noise_table(noise)                                                       # (NOISE_TABLE,)
+    keep = keep_probabilities(vocab.counts, t["sample"])
+    K, B, S, lr0 = model.config.negatives, t["batch_size"], t["share_negatives"], t["lr"]
+    B -= B % S                                                  # whole groups in every batch
+    total = t["epochs"] * len(ids)
+    words = effective = step = 0
+    start = last_log = time.perf_counter()
+    losses: list[float] = []
+    progress = Progress(total_seconds=None, total_steps=None, unit="words")
+    with open(run / "metrics.jsonl", "w", encoding="utf-8") as metrics:
+        for epoch in range(t["epochs"]):
+            for lo in range(0, len(ids), CHUNK_TOKENS):
+                chunk_ids, chunk_sent = subsample(ids[lo:lo + CHUNK_TOKENS],
+                                                  sentence[lo:lo + CHUNK_TOKENS], keep, rng)
+                if model.config.model == "skipgram":        # input: the centre; target: a context word
+                    inputs, targets = skipgram_pairs(chunk_ids, chunk_sent, t["window"], rng)
+                else:                                         # input: the context words; target: the centre
+                    targets, inputs = cbow_examples(chunk_ids, chunk_sent, t["window"], rng)
+                order = torch.from_numpy(rng.permutation(len(targets) - len(targets) % S))
+                inputs, targets = torch.from_numpy(inputs)[order], torch.from_numpy(targets)[order]
+                chunk_words = min(CHUNK_TOKENS, len(ids) - lo)
+                n_batches = max(1, -(-len(targets) // B))
+                for i in range(0, len(targets), B):
+                    done = words + chunk_words * (i // B) / n_batches
+                    lr = lr0 * max(MIN_LR_RATIO, 1 - done / total)
+                    b = len(targets[i:i + B])
+                    noise_ids = table[torch.randint(len(table), (b // S, K), generator=gen)]
+                    losses.append(model.sgd_step(inputs[i:i + B].to(device), targets[i:i + B].to(device),
+                                                 noise_ids.to(device), lr))
+                    step += 1
+                words += chunk_words
+                effective += len(chunk_ids)
+                now = time.perf_counter()
+                if now - last_log >= log_every or (epoch + 1 == t["epochs"] and lo + CHUNK_TOKENS >= len(ids)):
+                    loss = float(np.mean(losses)) if losses else float("nan")
+                    if not np.isfinite(loss):
+                        raise DataError(f"the loss became {loss} at step {step}: lower --lr")
+                    row = {"step": step, "train_loss": loss, "lr": lr, "epoch": epoch + lo / len(ids),
+                           "words": words, "words_per_s": words / (now - start), "seconds": now - start}
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
+                    progress.update(step, now - start, loss, words / (now - start))
+                    losses, last_log = [], now
+    seconds = time.perf_counter() - start
+    return {"task": TASK, "steps": step, "words": words, "effective_words": effective,
+            "seconds": round(seconds, 2), "words_per_s": words / seconds,
+            "effective_words_per_s": effective / seconds, "final_train_loss": row["train_loss"]}
+
+
+# ---- using vectors -------------------------------------------------------------------------------------
+
+class Vectors:
+    """Words and their unit-length vectors, from a run directory or a word2vec-format file."""
+
+    def __init__(self, words: list[str], matrix: torch.Tensor, source: str) -> None:
+        self.words, self.source = words, source
+        self.index = {w: i for i, w in enumerate(words)}
+        # evaluation files are matched case-insensitively, as gensim does: a lower-cased word
+        # stands for its most frequent spelling (files are sorted most frequent first)
+        self.folded: dict[str, int] = {}
+        for i, w in enumerate(words):
+            self.folded.setdefault(w.lower(), i)
+        self.unit = unit_rows(matrix.float())                                         # (V, E)
+
+    @classmethod
+    def load(cls, path: Path) -> "Vectors":
+        path = Path(path)
+        if path.is_dir():
+            ckpt = path / "last.safetensors"
+            if not ckpt.is_file():
+                raise UsageError(f"{path} has no last.safetensors: is it a word2vec run directory?")
+            weights, meta, _ = load_checkpoint(ckpt)
+            if meta.get("task") != TASK:
+                raise UsageError(f"{path} is a {meta.get('task')!r} run, not a word2vec run")
+            return cls(meta["vocab"]["words"], weights["w_in"], str(path))
+        if not path.is_file():
+            raise UsageError(f"{path}: no such run directory or vectors file")
+        words, matrix = read_word2vec(path)
+        return cls(words, torch.from_numpy(matrix), str(path))
+
+    def id(self, word: str) -> int:
+        if word in self.index:
+            return self.index[word]
+        close = difflib.get_close_matches(word, self.words, n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UsageError(f"{word!r} is not in the vocabulary of {self.source} "
+                         f"({len(self.words):,} words){hint}")
+
+
+def similar(args: argparse.Namespace) -> list[dict]:
+    vectors = Vectors.load(args.run_dir)
+    i = vectors.id(args.word)
+    return [{"word": vectors.words[j], "similarity": round(s, 6)}
+            for j, s in nearest(vectors.unit, vectors.unit[i], args.n, exclude=[i])]
+
+
+def analogy(args: argparse.Namespace) -> list[dict]:
+    """``rnnkit analogy RUN king man woman``: the words nearest king − man + woman (queen, one hopes),
+    i.e. what is to woman as king is to man; the three query words are never answers."""
+    vectors = Vectors.load(args.run_dir)
+    a, b, c = (torch.tensor([vectors.id(w)]) for w in (args.minus, args.plus, args.plus2))
+    scores = analogy_scores(vectors.unit, a, b, c, args.method)[0]
+    top = torch.topk(scores, min(args.n, len(scores)))
+    return [{"word": vectors.words[int(j)], "score": round(float(s), 6)}
+            for s, j in zip(top.values, top.indices)]
+
+
+def analogy_accuracy(vectors: Vectors, sections: dict[str, list[tuple[str, str, str, str]]],
+                     restrict: int, method: str) -> dict:
+    """Accuracy per section and overall on lower-cased questions "a b c d" (d should be the best
+    answer to a:b :: c:?), searching only the ``restrict`` most frequent words and skipping questions
+    with a word outside them, as gensim's evaluate_word_analogies does."""
+    limit = min(restrict, len(vectors.words))
+    unit = vectors.unit[:limit]
+    index = {w: i for w, i in vectors.folded.items() if i < limit}
+    result, correct_all, asked_all, total_all = {}, 0, 0, 0
+    for name, questions in sections.items():
+        known = [q for q in questions if all(w in index for w in q)]
+        total_all += len(questions)
+        if not known:
+            result[name] = {"correct": 0, "asked": 0, "total": len(questions), "accuracy": None}
+            continue
+        ids = torch.tensor([[index[w] for w in q] for q in known])                   # (Q, 4)
+        correct = 0
+        for lo in range(0, len(ids), 512):
+            part = ids[lo:lo + 512]
+            best = analogy_scores(unit, part[:, 0], part[:, 1], part[:, 2], method).argmax(1)
+            correct += int((best == part[:, 3]).sum())
+        result[name] = {"correct": correct, "asked": len(known), "total": len(questions),
+                        "accuracy": correct / len(known)}
+        correct_all += correct
+        asked_all += len(known)
+    return {"sections": result, "correct": correct_all, "asked": asked_all, "total": total_all,
+            "accuracy": correct_all / asked_all if asked_all else None, "method": method,
+            "restrict_vocab": limit}
+
+
+def similarity_correlation(vectors: Vectors, pairs: list[tuple[str, str, float]]) -> dict:
+    """Spearman's rank correlation between human scores and cosine similarities over the pairs
+    whose two words are known; the fraction left out is reported."""
+    known = [(vectors.folded[a], vectors.folded[b], s) for a, b, s in pairs
+             if a in vectors.folded and b in vectors.folded]
+    if len(known) < 3:
+        return {"spearman": None, "pairs": len(known), "total": len(pairs)}
+    a, b, human = (np.array(col) for col in zip(*known))
+    cosine = (vectors.unit[torch.from_numpy(a)] * vectors.unit[torch.from_numpy(b)]).sum(1).numpy()
+    from scipy.stats import spearmanr               # ties get their mean rank
+    return {"spearman": float(spearmanr(human, cosine).statistic),
+            "pairs": len(known), "total": len(pairs), "oov_ratio": 1 - len(known) / len(pairs)}
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    vectors = Vectors.load(args.run_dir)
+    out: dict = {"vectors": vectors.source, "vocabulary": len(vectors.words)}
+    sections = (read_analogies(args.analogies, lower=True) if args.analogies
+                else load_eval_file("questions-words.txt"))
+    out["analogies"] = {m: analogy_accuracy(vectors, sections, args.restrict_vocab, m)
+                        for m in ("add", "mul")}
+    files = args.similarity or ["wordsim353.tsv"]
+    out["similarity"] = {}
+    for f in files:
+        pairs = read_word_pairs(f, lower=True) if Path(f).exists() else load_eval_file(f)
+        out["similarity"][Path(f).name] = similarity_correlation(vectors, pairs)
+    return out
+
+
+def export(args: argparse.Namespace) -> dict:
+    vectors = Vectors.load(args.run_dir)
+    if not Path(args.run_dir).is_dir():
+        raise UsageError("export reads a run directory")
+    weights, _, _ = load_checkpoint(Path(args.run_dir) / "last.safetensors")
+    write_word2vec(args.output, vectors.words, weights["w_in"].numpy(), binary=args.binary)
+    return {"file": str(args.output), "words": len(vectors.words), "dim": int(weights["w_in"].shape[1]),
+            "format": "binary" if args.binary else "text"}

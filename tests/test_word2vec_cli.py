@@ -1,0 +1,126 @@
+"""``rnnkit train word2vec`` / ``similar`` / ``analogy`` / ``eval`` / ``export`` end to end on corpora the
+tests write: words that share their contexts end up nearest each other."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.data.embeddings import read_word2vec
+
+PAIRS = 12
+L = "abcdefghijkl"                       # the corpus tokeniser keeps letters only
+
+
+def word(side: str, i: int) -> str:
+    return f"p{side}{L[i]}"             # pair i: "paX" and "pbX"
+
+
+def ctx(i: int, k: int) -> str:
+    return f"cx{L[i]}{L[k]}"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:
+    """Twelve pairs (paX, pbX): each pair has its own four context words, and both words of a pair
+    appear only between them; nothing else ties one pair to another."""
+    rng = random.Random(0)
+    lines = []
+    for _ in range(600):
+        i = rng.randrange(PAIRS)
+        left, right, last = rng.sample([ctx(i, k) for k in range(4)], 3)
+        lines.append(f"{left} {word(rng.choice('ab'), i)} {right} {last}")
+    path = tmp_path_factory.mktemp("data") / "planted.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def planted_run(planted, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "w2v"
+    assert main(["train", "word2vec", "--text", str(planted), "--dim", "16", "--epochs", "30",
+                 "--min-count", "1", "--sample", "0", "--window", "2", "--batch-size", "64",
+                 "--out", str(run)]) == 0
+    return run
+
+
+def test_words_sharing_contexts_are_nearest_each_other(planted_run, capsys):
+    for i in range(PAIRS):
+        assert main(["similar", str(planted_run), word("a", i), "-n", "1", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["word"] == word("b", i)
+    for name in ("config.json", "metrics.jsonl", "summary.json", "loss.png", "last.safetensors"):
+        assert (planted_run / name).is_file()
+    summary = json.loads((planted_run / "summary.json").read_text())
+    assert summary["words_per_s"] > 0 and summary["final_train_loss"] < 2.0
+
+
+@pytest.mark.parametrize("arch,loss", [("cbow", "negative"), ("skipgram", "nce")])
+def test_cbow_and_nce_recover_the_planted_pairs_too(planted, tmp_path, capsys, arch, loss):
+    run = tmp_path / arch
+    assert main(["train", "word2vec", "--text", str(planted), "--dim", "16", "--epochs", "30",
+                 "--min-count", "1", "--sample", "0", "--window", "2", "--batch-size", "64",
+                 "--model", arch, "--loss", loss, "--out", str(run)]) == 0
+    hits = 0
+    for i in range(PAIRS):
+        assert main(["similar", str(run), word("b", i), "-n", "1", "--json"]) == 0
+        hits += json.loads(capsys.readouterr().out)[0]["word"] == word("a", i)
+    assert hits >= PAIRS - 1
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_export_round_trips_and_vectors_files_answer_queries(planted_run, tmp_path, capsys, binary):
+    out = tmp_path / ("v.bin" if binary else "v.txt")
+    assert main(["export", str(planted_run), str(out), *(["--binary"] if binary else [])]) == 0
+    capsys.readouterr()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask             # readable as any file written
+    words, matrix = read_word2vec(out)
+    from rnnkit.train.checkpoint import load_checkpoint
+    weights, meta, _ = load_checkpoint(planted_run / "last.safetensors")
+    assert words == meta["vocab"]["words"]
+    np.testing.assert_array_equal(matrix, weights["w_in"].numpy())
+    assert main(["similar", str(out), word("a", 3), "-n", "1", "--json"]) == 0   # a file, not a run
+    assert json.loads(capsys.readouterr().out)[0]["word"] == word("b", 3)
+
+
+def test_analogy_and_eval_on_user_files(planted_run, tmp_path, capsys):
+    questions = tmp_path / "q.txt"
+    questions.write_text(": pairs\n" + "".join(
+        f"{word('a', i)} {word('b', i)} {word('a', j)} {word('b', j)}\n"
+        for i in range(4) for j in range(4) if i != j) + "PAB PBB zzz PBC\n")   # any case
+    pairs = tmp_path / "sim.tsv"
+    pairs.write_text("# word pairs\n" + "".join(
+        f"{word('a', i)}\t{word('b', i)}\t9.0\n{word('a', i)}\t{ctx((i + 1) % PAIRS, 0)}\t1.0\n"
+        for i in range(PAIRS)))
+    assert main(["eval", str(planted_run), "--analogies", str(questions), "--similarity", str(pairs),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    add = result["analogies"]["add"]
+    assert add["total"] == 13 and add["asked"] == 12                  # zzz is out of vocabulary
+    assert set(result["analogies"]) == {"add", "mul"}
+    sim = result["similarity"]["sim.tsv"]
+    assert sim["pairs"] == 2 * PAIRS and sim["spearman"] > 0.5
+    query = [word("b", 1), word("a", 1), word("a", 2)]
+    assert main(["analogy", str(planted_run), *query, "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert set(query).isdisjoint(a["word"] for a in answers)
+
+
+def test_bad_input_gives_clear_errors(planted, planted_run, tmp_path, capsys, fails):
+    fails(["similar", str(planted_run), "pzz"], capsys, "'pzz' is not in the vocabulary")
+    fails(["similar", str(planted_run), "pbx"], capsys, "did you mean 'pbl'")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    fails(["train", "word2vec", "--text", str(empty), "--out", str(tmp_path / "r1")], capsys, "empty")
+    fails(["train", "word2vec", "--text", str(planted), "--min-count", "100000",
+           "--out", str(tmp_path / "r2")], capsys, "--min-count 100000")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("2 3\nx 1 2 3\ny 1 two 3\n")
+    fails(["similar", str(bad), "x"], capsys, "line 3")
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

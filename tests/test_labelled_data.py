@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import error, write
 from rnnkit.data import fetch, labelled
-from rnnkit.data.errors import DataError
 from rnnkit.data.fetch import arrays_sha256
 from rnnkit.data.labelled import (LABELLED_SETS, LabelledData, dtw_1nn_accuracy,
                                   dtw_distances, load_labelled, read_mnist_pickle, sorted_classes,
@@ -26,15 +26,6 @@ from rnnkit.data.readers import (parse_ts, read_series_npz, read_series_table, r
                                  read_text_table)
 
 
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def error(call, *args, **kwargs) -> str:
-    with pytest.raises(DataError) as info:
-        call(*args, **kwargs)
-    return str(info.value)
 
 
 # ---- LabelledData and class order -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import error, write
 from rnnkit.data import series
 from rnnkit.data.errors import DataError
 from rnnkit.data.fetch import arrays_sha256
@@ -19,15 +20,6 @@ from rnnkit.data.series import (SERIES_SETS, TimeSeries, calendar_features, cale
                                 literal_array, load_series, parse_timestamp, read_series_csv)
 
 
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def error(call, *args, **kwargs) -> str:
-    with pytest.raises(DataError) as info:
-        call(*args, **kwargs)
-    return str(info.value)
 
 
 def fake_wheel(path: Path, members: dict[str, str]) -> Path:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import struct
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import error, write
 from rnnkit.data import word2vec_data
 from rnnkit.data.embeddings import (float32_text, is_word2vec_binary, read_word2vec, read_word_vectors,
                                     write_word2vec)
@@ -23,18 +23,6 @@ from rnnkit.data.word2vec_data import (EVAL_FILES, W2V_CORPORA, build_lee, eval_
                                        shakespeare_sentences, simple_tokens)
 
 
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def error(call, *args, **kwargs) -> str:
-    with pytest.raises(DataError) as info:
-        call(*args, **kwargs)
-    return str(info.value)
 
 
 def bits(matrix: np.ndarray) -> np.ndarray:
@@ -202,7 +190,7 @@ def test_a_binary_file_read_as_text_and_a_missing_file_are_reported(tmp_path):
     path = write(tmp_path / "v.bin", b"1 2\n" + binary_record(b"ab", 1.5, -3.25e7))
     assert is_word2vec_binary(path)
     assert "line 2" in error(read_word2vec, path, binary=False)
-    assert "no such embeddings file" in error(read_word2vec, tmp_path / "absent.bin")
+    assert "no such file" in error(read_word2vec, tmp_path / "absent.bin")
 
 
 # ---- read_word_vectors on binary files ---------------------------------------------------------------

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..files import atomic_write
 from .errors import DataError
+from .text import open_binary
 
 _CHUNK = 1 << 20            # bytes read at a time from a binary file
 _WRITE_ROWS = 4096          # rows formatted at a time when writing
@@ -121,14 +122,7 @@ def write_word2vec(path: str | os.PathLike, words: Sequence[str], matrix, binary
 # --- reading: shared ------------------------------------------------------------------------------
 
 def _open(path: Path) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such embeddings file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not an embeddings file") from None
-    except OSError as exc:
-        raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
+    return open_binary(path, "an embeddings file")
 
 
 def _parse_header(line: bytes) -> tuple[int, int] | None:

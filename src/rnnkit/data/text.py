@@ -11,7 +11,7 @@ import codecs
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Union
+from typing import BinaryIO, Iterable, Iterator, Union
 
 from .errors import DataError
 
@@ -29,8 +29,22 @@ def _as_path_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return out
 
 
-def _decode_file(path: Path, encoding: str, chunk_size: int) -> str:
-    """Decode one file chunk by chunk; errors name the file and the absolute offset of the bad byte."""
+def open_binary(path: Path, what: str) -> BinaryIO:
+    """``open(path, "rb")``, with a `DataError` naming the path when it is missing, a directory or
+    unreadable; ``what`` says what the file should have been ("a text file")."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"is a directory, not {what}: {path}") from None
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+def decoded_chunks(path: Path, encoding: str, chunk_size: int) -> Iterator[str]:
+    """A file's text, decoded chunk by chunk with newlines translated; errors name the file and the
+    absolute offset of the bad byte. The last chunk yielded may be empty."""
     try:
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     except LookupError:
@@ -38,17 +52,8 @@ def _decode_file(path: Path, encoding: str, chunk_size: int) -> str:
     # The newline decoder wraps the byte decoder exactly as TextIOWrapper does, so a "\r" at the end
     # of one chunk and a "\n" at the start of the next become one newline.
     text_decoder = io.IncrementalNewlineDecoder(decoder, translate=True)
-    parts: list[str] = []
     offset = 0  # bytes of the file handed to the decoder so far
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"is a directory, not a text file: {path}") from None
-    except OSError as exc:
-        raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
-    with fh:
+    with open_binary(path, "a text file") as fh:
         while True:
             chunk = fh.read(chunk_size)
             final = not chunk
@@ -56,7 +61,7 @@ def _decode_file(path: Path, encoding: str, chunk_size: int) -> str:
             # a decode error's `start` counts from the beginning of those bytes, not of this chunk.
             pending = len(decoder.getstate()[0])
             try:
-                parts.append(text_decoder.decode(chunk, final=final))
+                yield text_decoder.decode(chunk, final=final)
             except UnicodeDecodeError as exc:
                 bad = offset - pending + exc.start
                 shown = exc.object[exc.start:exc.end][:4]
@@ -65,9 +70,8 @@ def _decode_file(path: Path, encoding: str, chunk_size: int) -> str:
                     f"(bytes {shown.hex(' ')}: {exc.reason})"
                 ) from None
             if final:
-                break
+                return
             offset += len(chunk)
-    return "".join(parts)
 
 
 def read_text(paths: PathLike | Iterable[PathLike], encoding: str = "utf-8",
@@ -84,7 +88,7 @@ def read_text(paths: PathLike | Iterable[PathLike], encoding: str = "utf-8",
     files = _as_path_list(paths)
     texts: list[str] = []
     for path in files:
-        text = _decode_file(path, encoding, chunk_size)
+        text = "".join(decoded_chunks(path, encoding, chunk_size))
         if texts and texts[-1] and not texts[-1].endswith("\n"):
             texts.append("\n")
         texts.append(text)

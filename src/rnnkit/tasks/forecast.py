@@ -336,6 +336,8 @@ def _data_config(args, series: TimeSeries) -> dict:
     for name in ("window", "horizon"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.season is not None and args.season < 2:
+        raise UsageError(f"--season must be at least 2 steps, got {args.season}")
     calendar = None
     if args.calendar == "auto" and series.timestamps:
         calendar = calendar_kind(series.timestamps)

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from rnnkit.cli import main
@@ -124,3 +125,44 @@ def test_bad_input_gives_clear_errors(planted, planted_run, tmp_path, capsys, fa
     bad.write_text("2 3\nx 1 2 3\ny 1 two 3\n")
     fails(["similar", str(bad), "x"], capsys, "line 3")
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_weat_effect_size_and_p_value_by_hand():
+    from rnnkit.models.word2vec import unit_rows
+    from rnnkit.tasks.word2vec import weat
+    # 2-D: targets X lean towards attribute A (x axis), Y towards B (y axis)
+    unit = unit_rows(torch.tensor([[1.0, 0.1], [1.0, 0.3], [0.2, 1.0], [0.1, 1.0],   # X0 X1 Y0 Y1
+                                   [1.0, 0.0], [0.0, 1.0]]))                           # A, B
+    ids = {"X": torch.tensor([0, 1]), "Y": torch.tensor([2, 3]), "A": torch.tensor([4]),
+           "B": torch.tensor([5])}
+    result = weat(unit, ids, permutations=2000)
+    s = (unit[:4] @ unit[4]) - (unit[:4] @ unit[5])
+    expected = float((s[:2].mean() - s[2:].mean()) / s.std())
+    assert result["effect_size"] == pytest.approx(expected) and expected > 1
+    # of the 6 ways to split 4 words in two pairs, only the observed one reaches its statistic
+    assert result["p_value"] == pytest.approx(1 / 6, abs=0.03)
+    swapped = weat(unit, {**ids, "A": ids["B"], "B": ids["A"]}, permutations=2000)
+    assert swapped["effect_size"] == pytest.approx(-expected)
+
+
+def test_bias_and_word_map_on_a_trained_run(planted_run, tmp_path, capsys, fails):
+    sets = tmp_path / "weat.txt"
+    near = " ".join(ctx(i, k) for i in range(3) for k in range(4))
+    far = " ".join(ctx(i, k) for i in range(9, 12) for k in range(4))
+    sets.write_text("# pairs 0-2 against pairs 9-11\n"
+                    f"X: {' '.join(word('a', i) for i in range(3))}\n"
+                    f"Y: {' '.join(word('a', i) for i in range(9, 12))} unknownword\n"
+                    f"A: {near}\nB: {far}\n")
+    assert main(["bias", str(planted_run), "--words", str(sets)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["effect_size"] > 1.0 and result["p_value"] < 0.1
+    assert result["out_of_vocabulary"]["Y"] == ["unknownword"] and result["sizes"]["Y"] == 3
+    png = tmp_path / "map.png"
+    assert main(["plot-words", str(planted_run), *[word("a", i) for i in range(5)], "--out",
+                 str(png)]) == 0
+    assert png.stat().st_size > 0 and len(json.loads(capsys.readouterr().out)["explained_variance"]) == 2
+    bad = tmp_path / "bad.txt"
+    bad.write_text("X: paa pab\nZ: oops\n")
+    fails(["bias", str(planted_run), "--words", str(bad)], capsys, "line 2")
+    bad.write_text("X: paa pab\nY: pba pbb\n")
+    fails(["bias", str(planted_run), "--words", str(bad)], capsys, "no words for A, B")

@@ -1,5 +1,5 @@
 """``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, similar, analogy, export,
-eval, gradcheck.
+plot-words, bias, eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("output", type=Path, metavar="FILE")
     ex.add_argument("--binary", action="store_true", help="the binary format (default: text)")
 
+    pw = verbs.add_parser("plot-words", help="a 2-D map (PCA) of chosen word vectors")
+    pw.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
+    pw.add_argument("words", nargs="+", metavar="WORD")
+    pw.add_argument("--out", type=Path, required=True, metavar="PNG")
+
+    bi = verbs.add_parser("bias", help="association bias of word vectors (WEAT effect size)")
+    bi.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
+    bi.add_argument("--words", type=Path, required=True, metavar="FILE",
+                    help="lines 'X: ...', 'Y: ...' (targets) and 'A: ...', 'B: ...' (attributes)")
+
     e = verbs.add_parser("eval", help="evaluate a trained run; --json prints one JSON object")
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--text", nargs="+", metavar="FILE", help="evaluate on these files instead")
@@ -185,12 +195,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"rnnkit: wrote {args.plot}", file=sys.stderr)
         return 0
-    if args.verb in ("similar", "analogy", "export"):
+    if args.verb in ("similar", "analogy", "export", "plot-words", "bias"):
         module = _run_task(args.run_dir)
         if module is not word2vec:
             raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: {args.verb} needs word vectors")
-        result = getattr(word2vec, args.verb)(args)
-        if args.verb == "export" or args.json:
+        result = getattr(word2vec, args.verb.replace("-", "_"))(args)
+        if args.verb in ("export", "plot-words", "bias") or args.json:
             print(json.dumps(result, ensure_ascii=False))
         else:
             for row in result:

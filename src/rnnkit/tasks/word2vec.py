@@ -317,3 +317,83 @@ def export(args: argparse.Namespace) -> dict:
     write_word2vec(args.output, vectors.words, weights["w_in"].numpy(), binary=args.binary)
     return {"file": str(args.output), "words": len(vectors.words), "dim": int(weights["w_in"].shape[1]),
             "format": "binary" if args.binary else "text"}
+
+
+# ---- seeing the vectors: a 2-D map, and association bias (WEAT) --------------------------------------
+
+def plot_words(args: argparse.Namespace) -> dict:
+    """The chosen words' vectors projected on their first two principal components, as a PNG."""
+    from ..viz.plots import plot_word_map
+    vectors = Vectors.load(args.run_dir)
+    words = list(dict.fromkeys(args.words))
+    if len(words) < 3:
+        raise UsageError("give at least three words to place on the map")
+    x = vectors.unit[torch.tensor([vectors.id(w) for w in words])].double()         # (n, E)
+    x = x - x.mean(0)
+    _, s, vt = torch.linalg.svd(x, full_matrices=False)
+    xy = (x @ vt[:2].T).numpy()                                                     # (n, 2)
+    explained = (s[:2] ** 2 / (s ** 2).sum()).tolist()
+    plot_word_map(args.out, words, xy, f"{vectors.source}: PCA of {len(words)} word vectors "
+                                       f"({100 * sum(explained):.0f} % of their variance)")
+    return {"file": str(args.out), "words": words, "explained_variance": explained}
+
+
+WEAT_SETS = ("X", "Y", "A", "B")
+
+
+def read_weat(path: Path) -> dict[str, list[str]]:
+    """A WEAT test file: lines "X: word word ...", likewise Y (the two target sets) and A, B (the two
+    attribute sets); "#" starts a comment. Words are lower-cased like the corpora."""
+    sets: dict[str, list[str]] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such word-list file") from None
+    for line_no, line in enumerate(lines, start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, words = line.partition(":")
+        if not sep or name.strip() not in WEAT_SETS:
+            raise DataError(f"{path}, line {line_no}: expected 'X:', 'Y:', 'A:' or 'B:' and words, "
+                            f"got {line[:40]!r}")
+        sets.setdefault(name.strip(), []).extend(w.lower() for w in words.split())
+    missing = [k for k in WEAT_SETS if not sets.get(k)]
+    if missing:
+        raise DataError(f"{path}: no words for {', '.join(missing)} (a WEAT file needs X, Y, A and B)")
+    return sets
+
+
+def weat(unit: torch.Tensor, ids: dict[str, torch.Tensor], permutations: int = 10_000,
+         seed: int = 0) -> dict:
+    """Caliskan et al. (2017): s(w) = mean cos(w, A) − mean cos(w, B); the effect size is
+    (mean s over X − mean s over Y) / std of s over X ∪ Y, and the one-sided p-value the share of
+    equal-size re-partitions of X ∪ Y whose Σ_X s − Σ_Y s is at least the observed one."""
+    def cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return unit[a].double() @ unit[b].double().T
+    targets = torch.cat([ids["X"], ids["Y"]])
+    s = cos(targets, ids["A"]).mean(1) - cos(targets, ids["B"]).mean(1)             # (|X|+|Y|,)
+    nx = len(ids["X"])
+    observed = float(s[:nx].sum() - s[nx:].sum())
+    effect = float((s[:nx].mean() - s[nx:].mean()) / s.std())
+    g = torch.Generator().manual_seed(seed)
+    order = torch.argsort(torch.rand(permutations, len(s), generator=g), dim=1)     # (P, n)
+    shuffled = s[order]
+    stats = shuffled[:, :nx].sum(1) - shuffled[:, nx:].sum(1)
+    return {"effect_size": effect, "p_value": float((stats >= observed - 1e-12).double().mean()),
+            "statistic": observed, "permutations": permutations}
+
+
+def bias(args: argparse.Namespace) -> dict:
+    vectors = Vectors.load(args.run_dir)
+    sets = read_weat(args.words)
+    ids, dropped = {}, {}
+    for name, words in sets.items():
+        known = [w for w in words if w in vectors.folded]
+        dropped[name] = [w for w in words if w not in vectors.folded]
+        if len(known) < 2:
+            raise UsageError(f"{args.words}: set {name} has {len(known)} word(s) in the vocabulary "
+                             f"of {vectors.source} (out of vocabulary: {', '.join(dropped[name])})")
+        ids[name] = torch.tensor([vectors.folded[w] for w in known])
+    return {**weat(vectors.unit, ids), "sizes": {k: len(v) for k, v in ids.items()},
+            "out_of_vocabulary": dropped}

@@ -68,3 +68,19 @@ def plot_forecast(path: Path, x, y, origins, horizon: int, forecasts, baseline=N
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def plot_word_map(path: Path, words: Sequence[str], xy, title: str = "") -> None:
+    """Words placed at their 2-D coordinates xy (n, 2), each labelled."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
+    ax.scatter(xy[:, 0], xy[:, 1], s=12, color="tab:blue")
+    for word, (x, y) in zip(words, xy):
+        ax.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

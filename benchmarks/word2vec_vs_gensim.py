@@ -69,7 +69,7 @@ def main() -> None:
             summary = fit(model, vocab, ids, sentence,
                           {"window": args.window, "sample": 1e-3, "epochs": args.epochs, "lr": lr,
                            "batch_size": 1024, "share_negatives": args.share_negatives,
-                           "seed": seed}, Path(tmp), torch.device("cpu"), 1e9)
+                           "seed": seed, "log_every": 1e9}, Path(tmp), torch.device("cpu"))
         runs["rnnkit"].append({"seconds": summary["seconds"],
                                "words_per_s": summary["words"] / summary["seconds"],
                                **scores(Vectors(vocab.words, model.vectors(), "rnnkit"))})

@@ -166,3 +166,42 @@ def test_bias_and_word_map_on_a_trained_run(planted_run, tmp_path, capsys, fails
     fails(["bias", str(planted_run), "--words", str(bad)], capsys, "line 2")
     bad.write_text("X: paa pab\nY: pba pbb\n")
     fails(["bias", str(planted_run), "--words", str(bad)], capsys, "no words for A, B")
+
+
+def test_resume_after_a_crash_gives_the_same_vectors_and_curve(planted, tmp_path, monkeypatch, capsys,
+                                                                fails):
+    from rnnkit.models.word2vec import Word2Vec
+    from rnnkit.train.checkpoint import load_checkpoint
+    common = ["train", "word2vec", "--text", str(planted), "--dim", "8", "--epochs", "4",
+              "--min-count", "1", "--window", "2", "--batch-size", "64", "--log-every", "1e9"]
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    assert main([*common, "--out", str(full)]) == 0
+    real_step, calls = Word2Vec.sgd_step, {"n": 0}
+
+    def crash_in_epoch_three(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == int(2.5 * steps_per_epoch):
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    steps_per_epoch = json.loads((full / "summary.json").read_text())["steps"] // 4
+    monkeypatch.setattr(Word2Vec, "sgd_step", crash_in_epoch_three)
+    assert main([*common, "--out", str(crashed)]) == 130
+    monkeypatch.setattr(Word2Vec, "sgd_step", real_step)
+    assert main(["train", "word2vec", "--resume", str(crashed)]) == 0
+    rows = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "words_per_s")}
+                        for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows(crashed) == rows(full) and len(rows(full)) == 4       # one row an epoch
+    a, b = (load_checkpoint(run / "last.safetensors")[0]["w_in"] for run in (full, crashed))
+    assert torch.equal(a, b)
+    capsys.readouterr()
+    fails(["train", "word2vec", "--resume", str(full)], capsys, "nothing to resume")
+
+
+def test_a_minutes_budget_stops_training_and_keeps_the_vectors(planted, tmp_path, capsys):
+    run = tmp_path / "budget"
+    assert main(["train", "word2vec", "--text", str(planted), "--min-count", "1", "--epochs", "100000",
+                 "--minutes", "0.02", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "time" and summary["seconds"] < 10
+    assert main(["similar", str(run), word("a", 0), "-n", "1", "--json"]) == 0

@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -35,8 +35,8 @@ from ..models.word2vec import (ARCHITECTURES, LOSSES, Word2Vec, Word2VecConfig, 
                                nearest, unit_rows)
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.progress import Progress
-from ..train.trainer import plot_losses
-from .common import UsageError, new_run_dir, resolve_device, write_json
+from ..train.trainer import plot_losses, truncate_metrics
+from .common import UsageError, new_run_dir, resolve_device, resumable_config, write_json
 
 TASK = "word2vec"
 CHUNK_TOKENS = 200_000            # tokens turned into examples at a time (bounded memory)
@@ -62,6 +62,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--minutes", type=float, help="wall-clock budget (the learning rate follows it)")
     t.add_argument("--lr", type=float, help="start learning rate (default 0.025 skip-gram, 0.05 CBOW)")
     t.add_argument("--batch-size", type=int, default=1024, help="examples per sparse update")
     t.add_argument("--share-negatives", type=int, default=16, metavar="S",
@@ -72,6 +73,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda")
     t.add_argument("--log-every", type=float, default=5.0, help="seconds between progress lines")
     t.add_argument("--out", type=Path, help="run directory (default runs/word2vec-<time>)")
+    t.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an interrupted run from the end of its last finished epoch")
 
 
 def load_sentences(dataset: Optional[str], files: Optional[list[Path]], encoding: str) -> list[list[str]]:
@@ -83,6 +86,8 @@ def load_sentences(dataset: Optional[str], files: Optional[list[Path]], encoding
 
 
 def train(args: argparse.Namespace) -> dict:
+    if args.resume:
+        return _resume(args)
     for name in ("min_count", "dim", "window", "negatives", "epochs", "batch_size", "share_negatives"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -91,6 +96,8 @@ def train(args: argparse.Namespace) -> dict:
                          f"{args.batch_size}")
     if not 0 <= args.sample < 1:
         raise UsageError(f"--sample must be in [0, 1), got {args.sample}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise UsageError(f"--minutes must be > 0, got {args.minutes}")
     lr = args.lr or (0.05 if args.model == "cbow" else 0.025)
     if not lr > 0:
         raise UsageError(f"--lr must be > 0, got {lr}")
@@ -106,20 +113,55 @@ def train(args: argparse.Namespace) -> dict:
               "data": {"dataset": args.dataset, "text": [str(f) for f in args.text or []],
                        "encoding": args.encoding, "min_count": args.min_count,
                        "max_vocab": args.max_vocab, "tokens": int(len(ids)),
-                       "sentences": len(sentences)},
+                       "sentences": len(sentences), "fingerprint": _fingerprint(ids, sentence)},
               "train": {"window": args.window, "sample": args.sample, "epochs": args.epochs,
-                        "lr": lr, "batch_size": args.batch_size,
+                        "minutes": args.minutes, "lr": lr, "batch_size": args.batch_size,
                         "share_negatives": args.share_negatives, "seed": args.seed,
-                        "threads": torch.get_num_threads(), "device": str(device)}}
+                        "threads": torch.get_num_threads(), "device": str(device),
+                        "log_every": args.log_every}}
     run = new_run_dir(args.out, TASK)
     write_json(run / "config.json", config)
     print(f"run directory: {run}\n{len(sentences):,} sentences, {len(ids):,} tokens in the vocabulary "
           f"of {len(vocab):,} words (min count {args.min_count}); {args.model}, {args.loss} loss, "
           f"{args.dim} dimensions, {torch.get_num_threads()} threads", file=sys.stderr)
     model = Word2Vec(model_cfg, seed=args.seed).to(device)
-    summary = fit(model, vocab, ids, sentence, config["train"], run, device, args.log_every)
-    save_checkpoint(run / "last.safetensors", model.state_dict(),
-                    {"task": TASK, "config": config, "vocab": vocab.to_json()})
+    return _fit_and_finish(run, config, model, vocab, ids, sentence, device, state=None)
+
+
+def _fingerprint(ids: np.ndarray, sentence: np.ndarray) -> str:
+    """sha256 of the encoded corpus: a resume must see the same tokens in the same vocabulary."""
+    import hashlib
+    return hashlib.sha256(ids.tobytes() + sentence.tobytes()).hexdigest()
+
+
+def _resume(args: argparse.Namespace) -> dict:
+    """Continue a run from the end of its last finished epoch, exactly as if never stopped."""
+    run = args.resume
+    config = resumable_config(run, TASK, "a word2vec run")
+    weights, meta, state = load_checkpoint(run / "last.safetensors")
+    if state is None:
+        raise UsageError(f"{run} has finished its training: there is nothing to resume")
+    d, t = config["data"], config["train"]
+    vocab = CountedVocab.from_json(meta["vocab"])
+    ids, sentence = encode(load_sentences(d["dataset"], [Path(f) for f in d["text"]], d["encoding"]),
+                           vocab)
+    if _fingerprint(ids, sentence) != d["fingerprint"]:
+        raise UsageError(f"{run}: the corpus has changed since this run was trained")
+    torch.set_num_threads(t["threads"])
+    device = resolve_device(t["device"])
+    model = Word2Vec(Word2VecConfig(**config["model"])).to(device)
+    model.load_state_dict(weights)
+    return _fit_and_finish(run, config, model, vocab, ids, sentence, device, state=state)
+
+
+def _fit_and_finish(run: Path, config: dict, model: Word2Vec, vocab: CountedVocab, ids: np.ndarray,
+                    sentence: np.ndarray, device: torch.device, state: Optional[dict]) -> dict:
+    meta = {"task": TASK, "config": config, "vocab": vocab.to_json()}
+
+    def save(training_state: Optional[dict]) -> None:      # after every epoch; None: finished
+        save_checkpoint(run / "last.safetensors", model.state_dict(), meta, training_state)
+
+    summary = fit(model, vocab, ids, sentence, config["train"], run, device, state, save)
     write_json(run / "summary.json", summary)
     plot_losses(run / "metrics.jsonl", run / "loss.png")
     print(f"done: {summary['words']:,} words in {summary['seconds']:.1f} s "
@@ -137,8 +179,11 @@ def noise_table(probabilities: np.ndarray, size: int = NOISE_TABLE) -> torch.Ten
 
 
 def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndarray, t: dict,
-        run: Path, device: torch.device, log_every: float) -> dict:
-    """Epochs of subsampled, shuffled examples and sparse SGD; metrics.jsonl as it goes."""
+        run: Path, device: torch.device, state: Optional[dict] = None,
+        save: Optional[Callable[[Optional[dict]], None]] = None) -> dict:
+    """Epochs of subsampled, shuffled examples and sparse SGD; metrics.jsonl as it goes (a row every
+    ``log_every`` seconds and at every epoch's end). After each epoch ``save`` gets the training
+    state (position, counters, both random generators), from which ``state`` resumes exactly."""
     rng = np.random.default_rng(t["seed"])
     gen = torch.Generator(device="cpu").manual_seed(t["seed"])
     noise = noise_distribution(vocab.counts)
@@ -148,12 +193,20 @@ def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndar
     K, B, S, lr0 = model.config.negatives, t["batch_size"], t["share_negatives"], t["lr"]
     B -= B % S                                                  # whole groups in every batch
     total = t["epochs"] * len(ids)
-    words = effective = step = 0
+    budget = t["minutes"] * 60 if t.get("minutes") else None
+    first_epoch, words, effective, step, before = 0, 0, 0, 0, 0.0
+    if state is not None:
+        first_epoch, words, effective, step = (state[k] for k in ("epoch", "words", "effective", "step"))
+        before = state["seconds"]
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        gen.set_state(state["torch_rng"])
+        truncate_metrics(run / "metrics.jsonl", step)
     start = last_log = time.perf_counter()
     losses: list[float] = []
-    progress = Progress(total_seconds=None, total_steps=None, unit="words")
-    with open(run / "metrics.jsonl", "w", encoding="utf-8") as metrics:
-        for epoch in range(t["epochs"]):
+    stop_reason = "epochs"
+    progress = Progress(total_seconds=budget, total_steps=None, unit="words")
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as metrics:
+        for epoch in range(first_epoch, t["epochs"]):
             for lo in range(0, len(ids), CHUNK_TOKENS):
                 chunk_ids, chunk_sent = subsample(ids[lo:lo + CHUNK_TOKENS],
                                                   sentence[lo:lo + CHUNK_TOKENS], keep, rng)
@@ -166,8 +219,10 @@ def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndar
                 chunk_words = min(CHUNK_TOKENS, len(ids) - lo)
                 n_batches = max(1, -(-len(targets) // B))
                 for i in range(0, len(targets), B):
-                    done = words + chunk_words * (i // B) / n_batches
-                    lr = lr0 * max(MIN_LR_RATIO, 1 - done / total)
+                    spent = (words + chunk_words * (i // B) / n_batches) / total
+                    if budget:          # a --minutes budget: the schedule also follows the clock
+                        spent = max(spent, (before + time.perf_counter() - start) / budget)
+                    lr = lr0 * max(MIN_LR_RATIO, 1 - spent)
                     b = len(targets[i:i + B])
                     noise_ids = table[torch.randint(len(table), (b // S, K), generator=gen)]
                     losses.append(model.sgd_step(inputs[i:i + B].to(device), targets[i:i + B].to(device),
@@ -176,20 +231,35 @@ def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndar
                 words += chunk_words
                 effective += len(chunk_ids)
                 now = time.perf_counter()
-                if now - last_log >= log_every or (epoch + 1 == t["epochs"] and lo + CHUNK_TOKENS >= len(ids)):
+                seconds = before + now - start
+                end_of_epoch = lo + CHUNK_TOKENS >= len(ids)
+                if budget and seconds >= budget:
+                    stop_reason = "time"
+                if now - last_log >= t["log_every"] or end_of_epoch or stop_reason == "time":
                     loss = float(np.mean(losses)) if losses else float("nan")
                     if not np.isfinite(loss):
                         raise DataError(f"the loss became {loss} at step {step}: lower --lr")
-                    row = {"step": step, "train_loss": loss, "lr": lr, "epoch": epoch + lo / len(ids),
-                           "words": words, "words_per_s": words / (now - start), "seconds": now - start}
+                    row = {"step": step, "train_loss": loss, "lr": lr, "epoch": epoch + (lo + chunk_words) / len(ids),
+                           "words": words, "words_per_s": words / seconds, "seconds": seconds}
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
-                    progress.update(step, now - start, loss, words / (now - start))
+                    progress.update(step, seconds, loss, words / seconds)
                     losses, last_log = [], now
-    seconds = time.perf_counter() - start
+                if stop_reason == "time":
+                    break
+            if save is not None:
+                done = stop_reason == "time" or epoch + 1 == t["epochs"]
+                save(None if done else {
+                    "epoch": epoch + 1, "words": words, "effective": effective, "step": step,
+                    "seconds": before + time.perf_counter() - start,
+                    "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": gen.get_state()})
+            if stop_reason == "time":
+                break
+    seconds = before + time.perf_counter() - start
     return {"task": TASK, "steps": step, "words": words, "effective_words": effective,
             "seconds": round(seconds, 2), "words_per_s": words / seconds,
-            "effective_words_per_s": effective / seconds, "final_train_loss": row["train_loss"]}
+            "effective_words_per_s": effective / seconds, "final_train_loss": row["train_loss"],
+            "stop_reason": stop_reason}
 
 
 # ---- using vectors -------------------------------------------------------------------------------------

@@ -191,7 +191,7 @@ class Trainer:
         self.plateau_scale = state["plateau_scale"]
         self.seconds_before = state["seconds"]
         set_rng_state(state["rng"])
-        _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         self.log(f"resumed at step {self.step} from {self.run_dir / 'last.safetensors'}")
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def _write_row(f, row: dict) -> None:
     f.flush()
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after the checkpoint we resume from (the killed run got further)."""
     if not path.exists():
         return

@@ -48,7 +48,7 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--min-count", type=int, default=5)
-    p.add_argument("--share-negatives", type=int, default=16)
+    p.add_argument("--share-negatives", type=int, default=2)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -42,6 +42,7 @@ TASK = "word2vec"
 CHUNK_TOKENS = 200_000            # tokens turned into examples at a time (bounded memory)
 NOISE_TABLE = 10_000_000          # noise words are drawn from a table, as the original's unigram table
 MIN_LR_RATIO = 1e-4
+LOSS_EVERY = 8                    # the logged loss: the mean over every 8th batch (and the first)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,7 +66,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--minutes", type=float, help="wall-clock budget (the learning rate follows it)")
     t.add_argument("--lr", type=float, help="start learning rate (default 0.025 skip-gram, 0.05 CBOW)")
     t.add_argument("--batch-size", type=int, default=1024, help="examples per sparse update")
-    t.add_argument("--share-negatives", type=int, default=16, metavar="S",
+    t.add_argument("--share-negatives", type=int, default=2, metavar="S",
                    help="groups of S examples share their noise words (1: each its own, as the "
                         "original; larger is faster)")
     t.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
@@ -225,8 +226,11 @@ def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndar
                     lr = lr0 * max(MIN_LR_RATIO, 1 - spent)
                     b = len(targets[i:i + B])
                     noise_ids = table[torch.randint(len(table), (b // S, K), generator=gen)]
-                    losses.append(model.sgd_step(inputs[i:i + B].to(device), targets[i:i + B].to(device),
-                                                 noise_ids.to(device), lr))
+                    loss = model.sgd_step(inputs[i:i + B].to(device), targets[i:i + B].to(device),
+                                          noise_ids.to(device), lr,
+                                          with_loss=step % LOSS_EVERY == 0 or not losses)
+                    if loss is not None:
+                        losses.append(loss)
                     step += 1
                 words += chunk_words
                 effective += len(chunk_ids)

@@ -121,6 +121,12 @@ def test_bad_input_gives_clear_errors(planted, planted_run, tmp_path, capsys, fa
     fails(["train", "word2vec", "--text", str(empty), "--out", str(tmp_path / "r1")], capsys, "empty")
     fails(["train", "word2vec", "--text", str(planted), "--min-count", "100000",
            "--out", str(tmp_path / "r2")], capsys, "--min-count 100000")
+    fails(["eval", str(planted_run), "--analogies", str(planted)], capsys,
+          "line 1: a question before the first ': section' line")
+    questions = tmp_path / "q.txt"
+    questions.write_text(": s\npaa pba pab pbb\n")
+    fails(["eval", str(planted_run), "--analogies", str(questions), "--similarity", "nope.tsv"], capsys,
+          "no such file, nor a bundled one")
     bad = tmp_path / "bad.txt"
     bad.write_text("2 3\nx 1 2 3\ny 1 two 3\n")
     fails(["similar", str(bad), "x"], capsys, "line 3")

@@ -1,4 +1,5 @@
-"""``rnnkit train word2vec`` / ``similar`` / ``analogy`` / ``eval`` / ``export``: word vectors.
+"""``rnnkit train word2vec`` / ``similar`` / ``analogy`` / ``eval`` / ``export`` / ``plot-words`` /
+``bias``: word vectors.
 
 Shapes: V vocabulary, E vector size, P examples (pairs) in a chunk, B a batch, K noise words.
 
@@ -7,7 +8,8 @@ into chunks, turns each chunk into (input, target) examples with the dynamic win
 operations (data/word_pairs.py), shuffles them, draws every batch's K noise words in one call, and
 applies hand-written sparse SGD updates. The learning rate falls linearly from --lr to --lr·1e-4 over
 all the words of all epochs, as the original. There is no validation loss to choose a checkpoint by:
-the run keeps its final vectors, and ``eval`` measures them on analogy and word-similarity sets.
+the run keeps its final vectors (``last``; after each epoch it also saves what ``--resume`` needs),
+and ``eval`` measures them on analogy and word-similarity sets.
 
 Every query command takes a run directory or a vectors file in word2vec's text or binary format
 (gensim's ``save_word2vec_format`` output, say), so vectors made elsewhere can be queried too.
@@ -27,8 +29,8 @@ import torch
 
 from ..data.embeddings import read_word2vec, write_word2vec
 from ..data.errors import DataError
-from ..data.word2vec_data import (W2V_CORPORA, load_eval_file, load_word2vec_corpus, read_analogies,
-                                  read_corpus_files, read_word_pairs)
+from ..data.word2vec_data import (EVAL_FILES, W2V_CORPORA, load_eval_file, load_word2vec_corpus,
+                                  read_analogies, read_corpus_files, read_word_pairs)
 from ..data.word_pairs import (CountedVocab, cbow_examples, count_words, encode, keep_probabilities,
                                noise_distribution, skipgram_pairs, subsample)
 from ..models.word2vec import (ARCHITECTURES, LOSSES, Word2Vec, Word2VecConfig, analogy_scores,
@@ -378,7 +380,13 @@ def evaluate(args: argparse.Namespace) -> dict:
     files = args.similarity or ["wordsim353.tsv"]
     out["similarity"] = {}
     for f in files:
-        pairs = read_word_pairs(f, lower=True) if Path(f).exists() else load_eval_file(f)
+        if Path(f).exists():
+            pairs = read_word_pairs(f, lower=True)
+        elif f in EVAL_FILES or f"{f}.txt" in EVAL_FILES or f"{f}.tsv" in EVAL_FILES:
+            pairs = load_eval_file(f)
+        else:
+            raise UsageError(f"--similarity {f}: no such file, nor a bundled one "
+                             f"({', '.join(n for n in EVAL_FILES if n != 'questions-words.txt')})")
         out["similarity"][Path(f).name] = similarity_correlation(vectors, pairs)
     return out
 

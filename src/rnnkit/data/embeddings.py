@@ -189,10 +189,7 @@ def _text_lines(path: Path, fh: BinaryIO, first: int, encoding: str) -> Iterator
             yield line_no, line
 
 
-def _parse_vector(path: Path, line_no: int, word: str, fields: list[str], dim: int) -> np.ndarray:
-    if len(fields) != dim:
-        raise DataError(f"{path}, line {line_no}: {len(fields)} numbers after the word {word!r}, "
-                        f"expected {dim}")
+def _parse_vector(path: Path, line_no: int, word: str, fields: list[str]) -> np.ndarray:
     try:
         return np.asarray(fields, dtype=np.float64).astype(np.float32)    # (E,)
     except ValueError:
@@ -200,14 +197,13 @@ def _parse_vector(path: Path, line_no: int, word: str, fields: list[str], dim: i
         raise DataError(f"{path}, line {line_no}: {bad!r} is not a number (word {word!r})") from None
 
 
-def _read_text(path: Path, fh: BinaryIO, header: tuple[int, int] | None,
-               encoding: str) -> tuple[list[str], np.ndarray]:
-    lines = _text_lines(path, fh, 2 if header else 1, encoding)
-    words: list[str] = []
-    where: dict[str, int] = {}
-    rows: list[np.ndarray] = []
+def _text_records(path: Path, fh: BinaryIO, header: tuple[int, int] | None,
+                  encoding: str) -> Iterator[tuple[int, str, list[str]]]:
+    """(line number, word, its dim number fields, not yet parsed) of each line after the header (or
+    from line 1 of a GloVe file, whose first line sets dim); lines that do not fit are errors."""
     dim = header[1] if header else None
-    for line_no, line in lines:
+    records = 0
+    for line_no, line in _text_lines(path, fh, 2 if header else 1, encoding):
         parts = line.split(" ")
         if len(parts) < 2:
             raise DataError(f"{path}, line {line_no}: expected a word and its vector, got {line[:40]!r}")
@@ -216,20 +212,34 @@ def _read_text(path: Path, fh: BinaryIO, header: tuple[int, int] | None,
             raise DataError(f"{path}, line {line_no}: the line starts with a space, so it has no word")
         if dim is None:
             dim = len(parts) - 1                             # GloVe: the first line sets the size
-        if header and len(words) == header[0]:
+        if len(parts) - 1 != dim:
+            raise DataError(f"{path}, line {line_no}: {len(parts) - 1} numbers after the word {word!r}, "
+                            f"expected {dim}")
+        if header and records == header[0]:
             raise DataError(f"{path}, line {line_no}: more words than the {header[0]} of the header "
                             f"(line 1)")
-        rows.append(_parse_vector(path, line_no, word, parts[1:], dim))
+        records += 1
+        yield line_no, word, parts[1:]
+
+
+def _read_text(path: Path, fh: BinaryIO, header: tuple[int, int] | None,
+               encoding: str) -> tuple[list[str], np.ndarray]:
+    words: list[str] = []
+    where: dict[str, int] = {}
+    rows: list[np.ndarray] = []
+    for line_no, word, fields in _text_records(path, fh, header, encoding):
+        rows.append(_parse_vector(path, line_no, word, fields))
         if word in where:
             raise DataError(f"{path}, line {line_no}: the word {word!r} is already on line {where[word]}")
         where[word] = line_no
         words.append(word)
     if header and len(words) != header[0]:
         raise DataError(f"{path}: the header (line 1) says {header[0]} words, the file has {len(words)}")
-    if dim is None:
+    if rows:
+        return words, np.stack(rows)                                  # (V, E)
+    if header is None:
         raise DataError(f"{path}: the embeddings file has no vectors")
-    matrix = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)    # (V, E)
-    return words, matrix
+    return words, np.zeros((0, header[1]), dtype=np.float32)          # "0 E": an empty vocabulary
 
 
 # --- reading: binary ------------------------------------------------------------------------------
@@ -378,44 +388,21 @@ def read_word_vectors(path: str | Path, words: list[str], skip: int = 0, seed: i
         return (wanted.get(word), exact) if word in wanted else (lowered.get(word.lower()), by_lower)
 
     dim = None
-    if is_word2vec_binary(path):
-        with _open(path) as fh:
-            count, dim = _parse_header(_first_line(fh))  # type: ignore[misc]
-            for word, vector in _binary_records(path, fh, count, dim, encoding):
-                target, table = table_for(word)
-                if target is not None and target not in table:
-                    table[target] = vector
-    else:
-        try:
-            fh = open(path, encoding=encoding, errors="strict")
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such embeddings file") from None
-        with fh:
-            for line_no, line in enumerate(fh, start=1):
-                parts = line.rstrip("\n").rstrip(" ").split(" ")
-                if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    dim = int(parts[1])            # word2vec header: "<count> <dim>"
-                    continue
-                if len(parts) < 2:
-                    if not line.strip():
-                        continue
-                    raise DataError(f"{path}, line {line_no}: expected a word and its vector, got "
-                                    f"{line.strip()[:40]!r}")
-                if dim is None:
-                    dim = len(parts) - 1
-                if len(parts) - 1 != dim:
-                    raise DataError(f"{path}, line {line_no}: {len(parts) - 1} numbers after the word "
-                                    f"{parts[0]!r}, expected {dim}")
-                word = parts[0]
-                target, table = table_for(word)
-                if target is None or target in table:
-                    continue
-                try:
-                    table[target] = np.asarray(parts[1:], dtype=np.float32)
-                except ValueError:
-                    bad = next(p for p in parts[1:] if not _is_float(p))
-                    raise DataError(f"{path}, line {line_no}: {bad!r} is not a number "
-                                    f"(word {word!r})") from None
+    binary = is_word2vec_binary(path)
+    with _open(path) as fh:
+        header = _parse_header(_first_line(fh))
+        if binary:
+            records = ((None, word, vector) for word, vector in
+                       _binary_records(path, fh, header[0], header[1], encoding))
+        else:
+            if header is None:
+                fh.seek(0)                                   # GloVe: line 1 is a word
+            records = _text_records(path, fh, header, encoding)
+        for line_no, word, vector in records:
+            dim = len(vector)
+            target, table = table_for(word)
+            if target is not None and target not in table:   # text: parse only the wanted vectors
+                table[target] = vector if binary else _parse_vector(path, line_no, word, vector)
     if dim is None:
         raise DataError(f"{path}: the embeddings file has no vectors")
     vectors = {**by_lower, **exact}                     # an exact match beats a lower-cased one

@@ -119,6 +119,10 @@ def fetch_package_file(package: str, version: str, filename: str, sha256: str,
     return target
 
 
+# pip options that pick the CPython 3.11 build of a wheel whatever Python runs pip; add a --platform.
+CP311_PIP_ARGS = ("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311")
+
+
 @dataclass(frozen=True)
 class PinnedPackage:
     """One file of a published package, pinned by version and sha256 (and pip options, if any)."""

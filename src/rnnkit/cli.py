@@ -1,5 +1,5 @@
-"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, similar, analogy, export,
-plot-words, bias, eval, gradcheck.
+"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, similar, analogy,
+export, plot-words, bias, eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -14,13 +14,13 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .tasks import classify, forecast, lm, markov, word2vec
+from .tasks import classify, forecast, lm, markov, translate, word2vec
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
 TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast,
-               "word2vec": word2vec}
+               "word2vec": word2vec, "translate": translate}
 
 
 def _run_task(run_dir: Path):
@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true")
     gen.add_argument("--device", default="auto")
 
+    tr = verbs.add_parser("translate", help="translate sentences with a trained encoder–decoder")
+    tr.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    tr.add_argument("texts", nargs="*", metavar="SENTENCE")
+    tr.add_argument("--file", type=Path, help="one sentence per line")
+    tr.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    tr.add_argument("--length-penalty", type=float, help="beam search α (default: the run's)")
+    tr.add_argument("--plot-attention", type=Path, metavar="PNG",
+                    help="attention heat maps of the (first six) translations")
+    tr.add_argument("--json", action="store_true", help="one JSON object per sentence")
+    tr.add_argument("--device", default="auto")
+
     sim = verbs.add_parser("similar", help="nearest words by cosine similarity")
     sim.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
     sim.add_argument("word")
@@ -122,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="word2vec: word-pair files 'w1 w2 score' (default: WordSim-353)")
     e.add_argument("--restrict-vocab", type=int, default=300_000,
                    help="word2vec analogies: search the N most frequent words (gensim's default)")
+    e.add_argument("--beam", type=int, nargs="+",
+                   help="translate runs: beam widths to score (1: greedy; default 1 5)")
+    e.add_argument("--length-penalty", type=float, help="translate runs: beam search α")
     e.add_argument("--json", action="store_true")
     e.add_argument("--device", default="auto")
 
@@ -131,7 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse gives a trailing positional list (`translate RUN --beam 5 "text"`) nothing once an
+    # option has come between; those words are the texts.
+    if extra and hasattr(args, "texts") and not any(x.startswith("-") for x in extra):
+        args.texts = list(args.texts) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _dispatch(args)
     except BrokenPipeError:       # `rnnkit sample ... | head`; before OSError, its base class
@@ -194,6 +215,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print("\t".join(cols))
         if args.plot:
             print(f"rnnkit: wrote {args.plot}", file=sys.stderr)
+        return 0
+    if args.verb == "translate":
+        module = _run_task(args.run_dir)
+        if module is not translate:
+            raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: translate needs a translate run")
+        for row in translate.translate(args):
+            print(json.dumps(row, ensure_ascii=False) if args.json else row["translation"])
+            if row["unknown"] and not args.json:
+                print(f"rnnkit: unknown words (read as <unk>): {' '.join(row['unknown'])}",
+                      file=sys.stderr)
+        if args.plot_attention:
+            print(f"rnnkit: wrote {args.plot_attention}", file=sys.stderr)
         return 0
     if args.verb in ("similar", "analogy", "export", "plot-words", "bias"):
         module = _run_task(args.run_dir)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -40,8 +40,9 @@ from ..models.text_cnn import TextCNN, TextCNNConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_confusion
-from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir, read_json,
-                     read_run_config, resolve_device, resumable_config, train_config, write_json)
+from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
+                     per_epoch_evaluation, read_json, read_run_config, resolve_device,
+                     resumable_config, train_config, write_json)
 
 TASK = "classify"
 
@@ -374,8 +375,7 @@ def _prepare(args, d: dict, data: LabelledData, cfg: TrainConfig, device: torch.
                   f"{args.embeddings} ({100 * vectors.found / max(1, vectors.searched):.1f} %)",
                   file=sys.stderr)
     enc = encode_splits(splits, d, vocab, data.name)
-    if cfg.eval_every is None:                  # validate once an epoch unless told otherwise
-        cfg = replace(cfg, eval_every=-(-len(train_y) // args.batch_size))
+    cfg = per_epoch_evaluation(cfg, -(-len(train_y) // args.batch_size))
     model_kind, model_cfg = _model_config(args, d, enc["train"], len(data.classes), vocab)
     d = dict(d, test_fingerprint=split_fingerprint(test_x, test_y))
     config = {"task": TASK, "model_kind": model_kind, "model": model_cfg.to_json(),

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -72,6 +73,11 @@ def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:
                        clip=args.clip or None, clip_value=args.clip_value,
                        eval_every=args.eval_every, log_every=args.log_every,
                        patience=args.patience, seed=args.seed)
+
+
+def per_epoch_evaluation(cfg: TrainConfig, steps_per_epoch: int) -> TrainConfig:
+    """Validate once an epoch unless --eval-every said otherwise."""
+    return cfg if cfg.eval_every is not None else replace(cfg, eval_every=steps_per_epoch)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -47,7 +47,7 @@ from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_forecast
 from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     resolve_device, resumable_config, train_config, write_json)
+                     per_epoch_evaluation, resolve_device, resumable_config, train_config, write_json)
 
 TASK = "forecast"
 
@@ -379,8 +379,7 @@ def train(args: argparse.Namespace) -> dict:
         task = ForecastTask(prep, d, model_cfg, args.batch_size, cfg.seed, device)
     except ValueError as e:
         raise UsageError(f"{series.name}: {e} (shorten --window or --horizon, or give more data)") from None
-    if cfg.eval_every is None:                       # validate once an epoch unless told otherwise
-        cfg = replace(cfg, eval_every=task.steps_per_epoch())
+    cfg = per_epoch_evaluation(cfg, task.steps_per_epoch())
     _, names = model_inputs(series, d["calendar"])
     config = {"task": TASK, "model": model_cfg.to_json(), "train": asdict(cfg), "data": d,
               "inputs": names, "scaler": prep.scaler.to_json(), "source": series.source,

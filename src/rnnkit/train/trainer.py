@@ -141,6 +141,7 @@ class Trainer:
         self.step, self.best_val, self.bad_evals = 0, math.inf, 0
         self.seconds_before = 0.0            # wall time of earlier (interrupted) segments
         self.plateau_scale = 1.0
+        self.loss_sum, self.loss_n = 0.0, 0       # training losses since the last log line
         if resume:
             self._restore()
         else:
@@ -173,6 +174,7 @@ class Trainer:
     def _training_state(self, elapsed: float) -> dict:
         return {"step": self.step, "best_val": self.best_val if math.isfinite(self.best_val) else None,
                 "bad_evals": self.bad_evals, "plateau_scale": self.plateau_scale, "seconds": elapsed,
+                "loss_window": [self.loss_sum, self.loss_n],
                 "optimizer": self.optimizer.state_dict(), "task": self.task.state_dict(),
                 "rng": rng_state()}
 
@@ -189,6 +191,8 @@ class Trainer:
         self.step, self.bad_evals = state["step"], state["bad_evals"]
         self.best_val = math.inf if state["best_val"] is None else state["best_val"]
         self.plateau_scale = state["plateau_scale"]
+        # The losses since the last log line: the resumed run logs the same mean as an unbroken one.
+        self.loss_sum, self.loss_n = state.get("loss_window", (0.0, 0))
         self.seconds_before = state["seconds"]
         set_rng_state(state["rng"])
         truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
@@ -205,7 +209,7 @@ class Trainer:
         progress = self.progress
         if cfg.epochs:
             progress.total_steps = int(cfg.epochs * task.steps_per_epoch())
-        units_since, time_since, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
+        units_since, time_since = 0, time.perf_counter()
         last_eval: dict[str, float] = {}
         stop_reason = "budget"
 
@@ -236,18 +240,19 @@ class Trainer:
                 if hasattr(model, "constrain_weights"):    # e.g. Kim's max-norm on TextCNN's output
                     model.constrain_weights()
                 self.step += 1
-                loss_sum, loss_n, units_since = loss_sum + loss.item(), loss_n + 1, units_since + units
+                self.loss_sum, self.loss_n = self.loss_sum + loss.item(), self.loss_n + 1
+                units_since += units
 
                 if self.step % cfg.log_every == 0:
                     now = time.perf_counter()
                     rate = units_since / max(now - time_since, 1e-9)
-                    row = {"step": self.step, "train_loss": loss_sum / loss_n,
+                    row = {"step": self.step, "train_loss": self.loss_sum / self.loss_n,
                            "grad_norm": float(grad_norm), "lr": lr,
                            f"{task.unit}_per_s": rate, "epoch": task.epochs_done(),
                            "seconds": elapsed()}
                     _write_row(metrics_file, row)
                     progress.update(self.step, elapsed(), row["train_loss"], rate)
-                    units_since, time_since, loss_sum, loss_n = 0, now, 0.0, 0
+                    units_since, time_since, self.loss_sum, self.loss_n = 0, now, 0.0, 0
 
                 if self.step % cfg.eval_every == 0:
                     last_eval = self._evaluate_and_save(metrics_file, elapsed())

@@ -84,3 +84,28 @@ def plot_word_map(path: Path, words: Sequence[str], xy, title: str = "") -> None
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def plot_attention(path: Path, examples: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray]],
+                   title: str = "") -> None:
+    """Attention heat maps, one panel per (source tokens, output tokens, weights (T, S)) example:
+    row t shows where the decoder looked while writing output token t."""
+    plt = _pyplot()
+    n = len(examples)
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    widths = [max(len(s) for s, _, _ in examples), max(len(t) for _, t, _ in examples)]
+    cell = 0.32 if max(widths) <= 30 else 0.18
+    fig, axes = plt.subplots(rows, cols, squeeze=False, dpi=100,
+                             figsize=(cols * (2 + cell * widths[0]), rows * (1.5 + cell * widths[1])))
+    for ax, (source, output, weights) in zip(axes.flat, examples):
+        ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(source)), source, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(output)), output, fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -228,7 +228,7 @@ def test_split_pairs_is_stable_when_pairs_are_removed():
 
 def test_split_pairs_refuses_an_empty_train_or_test_split():
     message = error(split_pairs, Pairs(["Nur ein Satz."], ["Only one sentence."]))
-    assert re.fullmatch(r"cannot split 1 sentence pair: the (train|test) split is empty \(give more pairs\)", message)
+    assert re.fullmatch(r"cannot split 1 sentence pairs: the (train|test) split is empty \(give more\)", message)
     with pytest.raises(ValueError):
         split_pairs(_many_pairs(), valid_fraction=0.5, test_fraction=0.5)
     with pytest.raises(ValueError):

@@ -21,7 +21,6 @@ bytes, the byte column within the line).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import random
 import re
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Iterator, Sequence, Union
 
 from .errors import DataError
+from .splits import hash_split
 from .text import decoded_lines
 from .vocab import tokenize
 
@@ -298,32 +298,10 @@ def load_de_en(path: PathLike = DE_EN_PATH) -> Pairs:
 
 # ---- a split fixed by each pair's source ---------------------------------------------------------------
 
-def source_position(source: str) -> float:
-    """Where a source sentence falls in [0, 1): the first 8 bytes of the sha256 of its lower-cased,
-    whitespace-collapsed text. Depends on nothing else, so a pair never changes split when other
-    pairs are added or removed, and equal sources always land together."""
-    key = " ".join(source.lower().split()).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2.0 ** 64
-
-
 def split_pairs(pairs: Pairs, valid_fraction: float = 0.05, test_fraction: float = 0.1) -> dict[str, Pairs]:
-    """``{"train", "valid", "test"}``: a pair goes to test when its `source_position` is below
-    ``test_fraction``, to valid when below ``test_fraction + valid_fraction``, else to train. File
-    order is kept within each split. Raises `DataError` when train or test comes out empty."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if not 0.0 <= valid_fraction < 1.0 or valid_fraction + test_fraction >= 1.0:
-        raise ValueError(f"valid_fraction must be in [0, 1) and valid_fraction + test_fraction < 1, "
-                         f"got {valid_fraction} and {test_fraction}")
-    parts: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
-    for i, source in enumerate(pairs.sources):
-        u = source_position(source)
-        name = "test" if u < test_fraction else "valid" if u < test_fraction + valid_fraction else "train"
-        parts[name].append(i)
-    for name in ("train", "test"):
-        if not parts[name]:
-            raise DataError(f"cannot split {len(pairs)} sentence pair{'s' if len(pairs) != 1 else ''}: "
-                            f"the {name} split is empty (give more pairs)")
+    """``{"train", "valid", "test"}`` fixed by a hash of each pair's source (`hash_split`): equal
+    sources land together, and a pair never changes split when other pairs come or go."""
+    parts = hash_split(pairs.sources, valid_fraction, test_fraction, "sentence pairs")
     return {name: pairs.select(idx) for name, idx in parts.items()}
 
 

@@ -1,4 +1,5 @@
-"""Splitting labelled data: fixed stratified hold-outs and cross-validation folds.
+"""Splitting data: fixed stratified hold-outs and cross-validation folds for labelled data, and
+splits fixed by a hash of each example's text (sentence pairs, tagged sentences, captions).
 
 Splits never depend on the training seed: they are drawn with ``SPLIT_SEED``, so every run, model
 and seed on the same data is tested on the same examples. Stratified means each class is split in
@@ -6,6 +7,7 @@ the same proportion, which keeps small or unbalanced test sets representative.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -83,3 +85,36 @@ def split_labelled(data: LabelledData, test_fraction: float, valid_fraction: flo
             raise DataError(f"{data.name}: the {name} split is empty ({len(data.train_y)} "
                             f"examples): use more data, or other test/validation fractions")
     return splits
+
+
+def text_position(text: str, seed: int = 0) -> float:
+    """Where a text falls in [0, 1): the first 8 bytes of the sha256 of its lower-cased,
+    whitespace-collapsed form (prefixed by the seed unless it is 0). It depends on nothing else,
+    so an example never changes split when others are added or removed, and equal texts (the same
+    source sentence, the same caption) always land in the same split."""
+    key = " ".join(text.lower().split())
+    if seed:
+        key = f"{seed}\x00{key}"
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+
+
+def hash_split(keys: Sequence[str], valid_fraction: float, test_fraction: float, what: str,
+               seed: int = 0) -> dict[str, list[int]]:
+    """Indices of ``{"train", "valid", "test"}``: test where the key's `text_position` is below
+    ``test_fraction``, valid below ``test_fraction + valid_fraction``, else train; order kept.
+    ``what`` names the examples (plural) in the error raised when train or test comes out empty."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0.0 <= valid_fraction < 1.0 or valid_fraction + test_fraction >= 1.0:
+        raise ValueError(f"valid_fraction must be in [0, 1) and valid_fraction + test_fraction < 1, "
+                         f"got {valid_fraction} and {test_fraction}")
+    parts: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
+    for i, key in enumerate(keys):
+        u = text_position(key, seed)
+        parts["test" if u < test_fraction else "valid" if u < test_fraction + valid_fraction
+              else "train"].append(i)
+    for name in ("train", "test"):
+        if not parts[name]:
+            raise DataError(f"cannot split {len(keys)} {what}: the {name} split is empty "
+                            f"(give more)")
+    return parts

@@ -1,5 +1,5 @@
-"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, similar, analogy,
-export, plot-words, bias, eval, gradcheck.
+"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, tag, similar,
+analogy, export, plot-words, bias, eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -14,13 +14,13 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .tasks import classify, forecast, lm, markov, translate, word2vec
+from .tasks import classify, forecast, lm, markov, tag, translate, word2vec
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
 TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast,
-               "word2vec": word2vec, "translate": translate}
+               "word2vec": word2vec, "translate": translate, "tag": tag}
 
 
 def _run_task(run_dir: Path):
@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="attention heat maps of the (first six) translations")
     tr.add_argument("--json", action="store_true", help="one JSON object per sentence")
     tr.add_argument("--device", default="auto")
+
+    tg = verbs.add_parser("tag", help="tag the words of sentences with a trained tagger")
+    tg.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    tg.add_argument("texts", nargs="*", metavar="SENTENCE")
+    tg.add_argument("--file", type=Path, help="one sentence per line")
+    tg.add_argument("--json", action="store_true", help="one JSON object per sentence")
+    tg.add_argument("--device", default="auto")
 
     sim = verbs.add_parser("similar", help="nearest words by cosine similarity")
     sim.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
@@ -227,6 +234,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                       file=sys.stderr)
         if args.plot_attention:
             print(f"rnnkit: wrote {args.plot_attention}", file=sys.stderr)
+        return 0
+    if args.verb == "tag":
+        module = _run_task(args.run_dir)
+        if module is not tag:
+            raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: tag needs a tagging run")
+        for row in tag.tag(args):
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False))
+                continue
+            print(" ".join(f"{w}/{t}" for w, t in zip(row["tokens"], row["tags"])))
+            if row["entities"]:
+                print("  " + "; ".join(f"{e['type']}: {e['text']}" for e in row["entities"]))
         return 0
     if args.verb in ("similar", "analogy", "export", "plot-words", "bias"):
         module = _run_task(args.run_dir)

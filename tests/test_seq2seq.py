@@ -10,7 +10,7 @@ import torch
 from rnnkit.attention import Attention
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.sampling import beam_search, greedy_decode, length_penalty
-from rnnkit.tasks.translate import teacher_inputs
+from rnnkit.decoder import teacher_inputs
 
 PAD, GO, EOS = 0, 2, 3
 
@@ -66,7 +66,7 @@ def test_dot_attention_is_luong_dot_product():
 
 def test_teacher_inputs_are_go_then_the_target_shifted_right():
     targets = torch.tensor([[5, 6, 7, EOS], [8, EOS, PAD, PAD]])
-    assert teacher_inputs(targets).tolist() == [[GO, 5, 6, 7], [GO, 8, EOS, PAD]]
+    assert teacher_inputs(targets, GO).tolist() == [[GO, 5, 6, 7], [GO, 8, EOS, PAD]]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
@@ -74,7 +74,7 @@ def test_teacher_forcing_equals_feeding_the_true_previous_word_step_by_step(cfg)
     m = model(**cfg)
     source, lengths = padded(SOURCES)
     targets = torch.tensor([[5, 6, 7, EOS], [8, 4, 9, EOS], [4, 4, EOS, PAD], [10, EOS, PAD, PAD]])
-    logits, weights = m(source, lengths, teacher_inputs(targets))
+    logits, weights = m(source, lengths, teacher_inputs(targets, GO))
     state = m.encode(source, lengths)
     words = torch.full((4,), GO)
     for t in range(targets.shape[1]):
@@ -92,9 +92,9 @@ def test_padding_never_changes_a_row(cfg):
     m = model(**cfg)
     source, lengths = padded(SOURCES)
     targets = torch.tensor([[5, 6, 7, EOS]] * 4)
-    logits, _ = m(source, lengths, teacher_inputs(targets))
+    logits, _ = m(source, lengths, teacher_inputs(targets, GO))
     for i, row in enumerate(SOURCES):
-        alone, _ = m(torch.tensor([row]), torch.tensor([len(row)]), teacher_inputs(targets[i: i + 1]))
+        alone, _ = m(torch.tensor([row]), torch.tensor([len(row)]), teacher_inputs(targets[i: i + 1], GO))
         assert torch.allclose(logits[i], alone[0], atol=1e-5)
 
 
@@ -124,12 +124,12 @@ def test_scheduled_sampling():
     m = model(attention="dot").train()       # no dropout: training mode changes nothing else
     source, lengths = padded(SOURCES)
     targets = torch.tensor([[5, 6, 7, 8, 9, EOS]] * 4)
-    forced, _ = m(source, lengths, teacher_inputs(targets))
+    forced, _ = m(source, lengths, teacher_inputs(targets, GO))
     torch.manual_seed(0)
-    same, _ = m(source, lengths, teacher_inputs(targets), sampling_rate=0.0)
+    same, _ = m(source, lengths, teacher_inputs(targets, GO), sampling_rate=0.0)
     assert torch.equal(forced, same)
     torch.manual_seed(0)
-    sampled, weights = m(source, lengths, teacher_inputs(targets), sampling_rate=1.0)
+    sampled, weights = m(source, lengths, teacher_inputs(targets, GO), sampling_rate=1.0)
     assert torch.allclose(sampled[:, 0], forced[:, 0], atol=1e-6)      # the first input is <go>
     assert not torch.allclose(sampled[:, 1:], forced[:, 1:], atol=1e-3)
     assert weights.shape == (4, 6, 7)
@@ -238,9 +238,9 @@ def _learn(task: str, attention: str, steps: int) -> float:
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
         source, lengths, targets, _ = batch(64, g)
-        logits, _ = m(source, lengths, teacher_inputs(targets))
+        logits, _ = m(source, lengths, teacher_inputs(targets, GO))
         opt.zero_grad()
-        m.loss(logits, targets).backward()
+        m.decoder.loss(logits, targets).backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         decay.step()

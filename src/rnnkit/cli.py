@@ -1,5 +1,5 @@
-"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, tag, similar,
-analogy, export, plot-words, bias, eval, gradcheck.
+"""``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, tag, caption,
+similar, analogy, export, plot-words, bias, eval, gradcheck.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -14,13 +14,18 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .tasks import classify, forecast, lm, markov, tag, translate, word2vec
+from .tasks import caption, classify, forecast, lm, markov, tag, translate, word2vec
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
 TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast,
-               "word2vec": word2vec, "translate": translate, "tag": tag}
+               "word2vec": word2vec, "translate": translate, "tag": tag, "caption": caption}
+
+
+# Verbs whose last positional is a list: its name and the type of its items.
+TRAILING = {"predict": ("texts", str), "translate": ("texts", str), "tag": ("texts", str),
+            "caption": ("images", Path)}
 
 
 def _run_task(run_dir: Path):
@@ -100,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--json", action="store_true", help="one JSON object per sentence")
     tg.add_argument("--device", default="auto")
 
+    cp = verbs.add_parser("caption", help="describe images with a trained captioner")
+    cp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    cp.add_argument("images", nargs="*", type=Path, metavar="IMAGE")
+    cp.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    cp.add_argument("--length-penalty", type=float, help="beam search α (default: the run's)")
+    cp.add_argument("--plot-attention", type=Path, metavar="PNG",
+                    help="where the model looked for each word (first four images)")
+    cp.add_argument("--json", action="store_true", help="one JSON object per image")
+    cp.add_argument("--device", default="auto")
+
     sim = verbs.add_parser("similar", help="nearest words by cosine similarity")
     sim.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a word2vec run or a vectors file")
     sim.add_argument("word")
@@ -141,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--restrict-vocab", type=int, default=300_000,
                    help="word2vec analogies: search the N most frequent words (gensim's default)")
     e.add_argument("--beam", type=int, nargs="+",
-                   help="translate runs: beam widths to score (1: greedy; default 1 5)")
-    e.add_argument("--length-penalty", type=float, help="translate runs: beam search α")
+                   help="translate / caption runs: beam widths to score (1: greedy; default 1 5 / 1 3)")
+    e.add_argument("--length-penalty", type=float, help="translate / caption runs: beam search α")
     e.add_argument("--json", action="store_true")
     e.add_argument("--device", default="auto")
 
@@ -155,9 +170,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # argparse gives a trailing positional list (`translate RUN --beam 5 "text"`) nothing once an
-    # option has come between; those words are the texts.
-    if extra and hasattr(args, "texts") and not any(x.startswith("-") for x in extra):
-        args.texts = list(args.texts) + extra
+    # option has come between; those words are the texts (or the image files).
+    trailing = TRAILING.get(args.verb)
+    if extra and trailing and not any(x.startswith("-") for x in extra):
+        name, kind = trailing
+        setattr(args, name, list(getattr(args, name)) + [kind(x) for x in extra])
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -246,6 +263,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(" ".join(f"{w}/{t}" for w, t in zip(row["tokens"], row["tags"])))
             if row["entities"]:
                 print("  " + "; ".join(f"{e['type']}: {e['text']}" for e in row["entities"]))
+        return 0
+    if args.verb == "caption":
+        module = _run_task(args.run_dir)
+        if module is not caption:
+            raise UsageError(f"{args.run_dir} is a {module.TASK!r} run: caption needs a caption run")
+        for row in caption.caption(args):
+            print(json.dumps(row, ensure_ascii=False) if args.json else
+                  f"{row['image']}\t{row['caption']}")
+        if args.plot_attention:
+            print(f"rnnkit: wrote {args.plot_attention}", file=sys.stderr)
         return 0
     if args.verb in ("similar", "analogy", "export", "plot-words", "bias"):
         module = _run_task(args.run_dir)

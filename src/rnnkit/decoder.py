@@ -23,13 +23,21 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import Attention
 from .layers import GRU, LSTM, RNN
+from .sampling import beam_search, greedy_decode
 from .unroll import State, map_state
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def teacher_inputs(targets: Tensor, go_id: int) -> Tensor:
+    """The decoder's inputs under teacher forcing: <go>, then the target shifted right by one.
+    targets (B, T) = y_1 … y_T (each row ending in <eos>, then padding) → (B, T)."""
+    return torch.cat([torch.full_like(targets[:, :1], go_id), targets[:, :-1]], 1)
 
 
 @dataclass
@@ -51,8 +59,10 @@ class DecoderState:
 
 class Decoder(nn.Module):
     def __init__(self, vocab: int, embed: int, hidden: int, layers: int = 1, cell: str = "lstm",
-                 attention: str = "none", dropout: float = 0.0, pad_id: int = 0) -> None:
+                 attention: str = "none", dropout: float = 0.0, pad_id: int = 0, go_id: int = 2,
+                 eos_id: int = 3) -> None:
         super().__init__()
+        self.pad_id, self.go_id, self.eos_id = pad_id, go_id, eos_id
         self.embedding = nn.Embedding(vocab, embed, padding_idx=pad_id)
         self.rnn = CELLS[cell](embed, hidden, layers, dropout=dropout, batch_first=True)
         self.attention = None if attention == "none" else Attention(attention, hidden)
@@ -100,6 +110,11 @@ class Decoder(nn.Module):
                 word = torch.where(use_model, sampled, inputs[:, t + 1: t + 2])
         return torch.cat(logits, 1), None if self.attention is None else torch.cat(weights, 1)
 
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Mean cross-entropy per real target word (the padding after each <eos> is masked)."""
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                               ignore_index=self.pad_id)
+
     # ---- one word at a time: the step and reorder functions of sampling.py's searches ----------
 
     def step(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
@@ -110,3 +125,12 @@ class Decoder(nn.Module):
     @staticmethod
     def reorder(state: DecoderState, index: Tensor) -> DecoderState:
         return state.select(index)
+
+    def search(self, state: DecoderState, batch: int, beam: int, max_len: int,
+               alpha: float = 0.6) -> list[list[int]]:
+        """Each row's output words (without <eos>): greedy when beam = 1, else beam search."""
+        device = state.memory.device
+        if beam == 1:
+            return greedy_decode(self.step, state, batch, self.go_id, self.eos_id, max_len, device)
+        return beam_search(self.step, self.reorder, state, batch, beam, self.go_id, self.eos_id,
+                           max_len, alpha, device)

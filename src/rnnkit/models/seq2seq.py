@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention import ATTENTION
@@ -76,7 +75,7 @@ class Seq2Seq(nn.Module):
                                      batch_first=True)
         self.drop = nn.Dropout(c.dropout)
         self.decoder = Decoder(c.target_vocab, c.embed, c.hidden, c.layers, c.cell, c.attention,
-                               c.dropout, c.pad_id)
+                               c.dropout, c.pad_id, c.go_id, c.eos_id)
 
     # ---- encoder ------------------------------------------------------------------------------
 
@@ -100,8 +99,3 @@ class Seq2Seq(nn.Module):
         y_1 … y_T, and the attention weights (B, T, S) (None without attention)."""
         return self.decoder.teacher_forced(target_inputs, self.encode(source, source_lengths),
                                            sampling_rate)
-
-    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Mean cross-entropy per real target word (padding, past each row's <eos>, is masked)."""
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                               ignore_index=self.config.pad_id)

@@ -32,8 +32,8 @@ from ..data.pairs import (DATE_HELD_OUT, Pairs, dates_splits, detokenize, load_d
                           sentence_tokens, split_pairs)
 from ..data.text import read_text
 from ..data.vocab import TokenVocab, vocab_from_json
+from ..decoder import teacher_inputs
 from ..models.seq2seq import CELLS, Seq2Seq, Seq2SeqConfig
-from ..sampling import beam_search, greedy_decode
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_attention
@@ -183,12 +183,6 @@ def encode_pairs(pairs: Pairs, vocabs: dict[str, TokenVocab], d: dict) -> Encode
     return Encoded(sources, source_lengths, targets, target_lengths, unknown, total)
 
 
-def teacher_inputs(targets: Tensor) -> Tensor:
-    """Decoder inputs for teacher forcing: <go> then the target shifted right by one (B, T)."""
-    go = torch.full_like(targets[:, :1], TokenVocab.go_id)
-    return torch.cat([go, targets[:, :-1]], 1)
-
-
 def build_vocabs(train: Pairs, d: dict) -> dict[str, TokenVocab]:
     tokens = lambda texts: (sentence_tokens(x, d["tokens"], d["lower"]) for x in texts)
     return {side: TokenVocab.build(tokens(texts), d["min_count"], d["max_vocab"])
@@ -225,8 +219,9 @@ class TranslateTask:
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         source, lengths, targets = self.train.batch(next(self.batches), self.device)
-        logits, _ = model(source, lengths, teacher_inputs(targets), self.sampling_rate)
-        return model.loss(logits, targets), int((targets != TokenVocab.pad_id).sum())
+        inputs = teacher_inputs(targets, TokenVocab.go_id)
+        logits, _ = model(source, lengths, inputs, self.sampling_rate)
+        return model.decoder.loss(logits, targets), int((targets != TokenVocab.pad_id).sum())
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -234,10 +229,10 @@ class TranslateTask:
         loss_sum, right, words = 0.0, 0, 0
         for idx in torch.arange(len(self.valid.source_lengths)).split(256):
             source, lengths, targets = self.valid.batch(idx, self.device)
-            logits, _ = model(source, lengths, teacher_inputs(targets))
+            logits, _ = model(source, lengths, teacher_inputs(targets, TokenVocab.go_id))
             real = targets != TokenVocab.pad_id
             n = int(real.sum())
-            loss_sum += float(model.loss(logits, targets)) * n
+            loss_sum += float(model.decoder.loss(logits, targets)) * n
             right += int(((logits.argmax(-1) == targets) & real).sum())
             words += n
         model.train()
@@ -370,13 +365,7 @@ def decode(model: Seq2Seq, enc: Encoded, beam: int, alpha: float, max_len: int,
     out: list[Optional[list[int]]] = [None] * len(order)
     for idx in order.split(max(1, batch_size // beam)):
         source, lengths, _ = enc.batch(idx, device)
-        state = model.encode(source, lengths)
-        if beam == 1:
-            ids = greedy_decode(model.decoder.step, state, len(idx), model.config.go_id,
-                                model.config.eos_id, max_len, device)
-        else:
-            ids = beam_search(model.decoder.step, model.decoder.reorder, state, len(idx), beam, model.config.go_id,
-                              model.config.eos_id, max_len, alpha, device)
+        ids = model.decoder.search(model.encode(source, lengths), len(idx), beam, max_len, alpha)
         for i, row in zip(idx.tolist(), ids):
             out[i] = row
     return out
@@ -451,7 +440,8 @@ def _plot(model: Seq2Seq, enc: Encoded, outputs: list[list[int]], vocabs: dict, 
         n = int(enc.source_lengths[i])
         source = enc.sources[i: i + 1, :n].to(device)
         targets = torch.tensor([ids + [TokenVocab.eos_id]], device=device)
-        _, weights = model(source, enc.source_lengths[i: i + 1].to(device), teacher_inputs(targets))
+        _, weights = model(source, enc.source_lengths[i: i + 1].to(device),
+                           teacher_inputs(targets, TokenVocab.go_id))
         examples.append((vocabs["source"].decode(enc.sources[i, :n].tolist()),
                          vocabs["target"].decode(targets[0].tolist()), weights[0].cpu().numpy()))
     plot_attention(path, examples)

@@ -109,3 +109,29 @@ def plot_attention(path: Path, examples: Sequence[tuple[Sequence[str], Sequence[
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def plot_caption_attention(path: Path, examples: Sequence[tuple[np.ndarray, Sequence[str], np.ndarray]]
+                           ) -> None:
+    """For each (image (3, S, S), caption words, weights (T, G, G)): the image, then the image
+    under each word with the regions it attended to lit and the rest dimmed ("Show, attend and
+    tell", Fig. 3)."""
+    plt = _pyplot()
+    cols = 1 + max(len(words) for _, words, _ in examples)
+    fig, axes = plt.subplots(len(examples), cols, squeeze=False, dpi=100,
+                             figsize=(1.3 * cols, 1.45 * len(examples)))
+    for row, (image, words, weights) in zip(axes, examples):
+        picture = np.transpose(image, (1, 2, 0)).clip(0, 1)                      # (S, S, 3)
+        S = picture.shape[0]
+        row[0].imshow(picture)
+        for ax, word, w in zip(row[1:], words, weights):
+            G = w.shape[0]
+            light = np.kron(w / max(float(w.max()), 1e-9), np.ones((S // G, S // G)))
+            light = np.pad(light, ((0, S - light.shape[0]), (0, S - light.shape[1])), mode="edge")
+            ax.imshow(picture * (0.25 + 0.75 * light[..., None]))
+            ax.set_title(word, fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

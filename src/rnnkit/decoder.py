@@ -20,7 +20,7 @@ knows of its input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +114,19 @@ class Decoder(nn.Module):
         """Mean cross-entropy per real target word (the padding after each <eos> is masked)."""
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
                                ignore_index=self.pad_id)
+
+    @torch.no_grad()
+    def validation_scores(self, batches: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """Loss per real target word and the rate of words predicted right, over the
+        (logits (B, T, V), targets (B, T)) of teacher-forced batches."""
+        loss_sum, right, words = 0.0, 0, 0
+        for logits, targets in batches:
+            real = targets != self.pad_id
+            n = int(real.sum())
+            loss_sum += float(self.loss(logits, targets)) * n
+            right += int(((logits.argmax(-1) == targets) & real).sum())
+            words += n
+        return {"val_loss": loss_sum / words, "val_word_accuracy": right / words}
 
     # ---- one word at a time: the step and reorder functions of sampling.py's searches ----------
 

@@ -37,9 +37,9 @@ from ..models.captioner import Captioner, CaptionerConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_caption_attention
-from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     per_epoch_evaluation, read_json, resolve_device, resumable_config,
-                     train_config, write_json)
+from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe,
+                     checkpoint_path, new_run_dir, per_epoch_evaluation, read_json, resolve_device,
+                     resumable_config, train_config, write_json)
 
 TASK = "caption"
 DATASETS = ("shapes", "tuxpaint")
@@ -76,17 +76,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--dropout", type=float)
     m.add_argument("--length-penalty", type=float, default=0.6, help="beam search α")
     add_training_arguments(p, lr=None, batch_size=None, eval_every=None)
-
-
-def apply_recipe(args: argparse.Namespace) -> str:
-    name = args.dataset or "files"
-    recipe = RECIPES[name]
-    if args.epochs is None and args.minutes is None:
-        args.epochs = recipe["epochs"]
-    for key, value in recipe.items():
-        if key != "epochs" and getattr(args, key, None) is None:
-            setattr(args, key, value)
-    return name
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -151,19 +140,13 @@ def encode(data: Captioned, vocab: TokenVocab) -> Encoded:
 
 # ---- the hooks the trainer calls ---------------------------------------------------------------
 
-class CaptionTask:
+class CaptionTask(BatchedTask):
     unit = "words"
 
     def __init__(self, train: Encoded, valid: Encoded, batch_size: int, seed: int,
                  device: torch.device) -> None:
         self.train, self.valid, self.device = train, valid, device
         self.batches = BucketBatches(train.lengths, batch_size, seed)
-
-    def steps_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def epochs_done(self) -> float:
-        return self.batches.epoch + self.batches.batch / len(self.batches)
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         images, targets = self.train.batch(next(self.batches), self.device)
@@ -173,23 +156,13 @@ class CaptionTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         model.eval()
-        loss_sum, right, words = 0.0, 0, 0
-        for idx in torch.arange(len(self.valid.lengths)).split(256):
-            images, targets = self.valid.batch(idx, self.device)
-            logits, _ = model(images, teacher_inputs(targets, TokenVocab.go_id))
-            real = targets != TokenVocab.pad_id
-            n = int(real.sum())
-            loss_sum += float(model.decoder.loss(logits, targets)) * n
-            right += int(((logits.argmax(-1) == targets) & real).sum())
-            words += n
+        batches = (self.valid.batch(idx, self.device)
+                   for idx in torch.arange(len(self.valid.lengths)).split(256))
+        scores = model.decoder.validation_scores(
+            (model(images, teacher_inputs(targets, TokenVocab.go_id))[0], targets)
+            for images, targets in batches)
         model.train()
-        return {"val_loss": loss_sum / words, "val_word_accuracy": right / words}
-
-    def state_dict(self) -> dict:
-        return {"batches": self.batches.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state["batches"])
+        return scores
 
 
 # ---- training ----------------------------------------------------------------------------------
@@ -197,7 +170,8 @@ class CaptionTask:
 def train(args: argparse.Namespace) -> dict:
     if args.resume:
         return _resume(args)
-    recipe = apply_recipe(args)
+    recipe = args.dataset or "files"
+    apply_recipe(args, RECIPES[recipe])
     d = _data_config(args)
     device = resolve_device(args.device)
     cfg = train_config(args, device)
@@ -335,7 +309,7 @@ def test_run(run: Path, model: Captioner, config: dict, vocab: TokenVocab, split
         hypotheses = [vocab.decode(ids) for ids in describe(model, test.images, beam, alpha,
                                                             d["max_output"], device)]
         scores = bleu_scores(hypotheses, references)
-        if test.tags:                       # shapes: unseen colour-shape combinations vs seen
+        if d["dataset"] == "shapes":        # unseen colour-shape combinations vs seen
             for tag in sorted(set(test.tags)):
                 rows = [i for i, t in enumerate(test.tags) if t == tag]
                 scores[f"exact_match_{tag}"] = sum(hypotheses[i] in references[i] for i in rows) / len(rows)

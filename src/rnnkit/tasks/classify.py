@@ -40,9 +40,9 @@ from ..models.text_cnn import TextCNN, TextCNNConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_confusion
-from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     per_epoch_evaluation, read_json, read_run_config, resolve_device,
-                     resumable_config, train_config, write_json)
+from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe,
+                     checkpoint_path, new_run_dir, per_epoch_evaluation, read_json,
+                     read_run_config, resolve_device, resumable_config, train_config, write_json)
 
 TASK = "classify"
 
@@ -160,7 +160,7 @@ def split_fingerprint(x, y: np.ndarray) -> str:
 
 # ---- the hooks the trainer calls -------------------------------------------------------------------
 
-class ClassifyTask:
+class ClassifyTask(BatchedTask):
     """Shuffled, length-bucketed mini-batches of whole sequences; validation loss and accuracy."""
 
     unit = "examples"
@@ -169,12 +169,6 @@ class ClassifyTask:
                  device: torch.device, bucket: bool = True, augment: bool = False) -> None:
         self.train, self.valid, self.device, self.augment = train, valid, device, augment
         self.batches = BucketBatches(train.lengths, batch_size, seed, bucket=bucket)
-
-    def steps_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def epochs_done(self) -> float:
-        return self.batches.epoch + self.batches.batch / len(self.batches)
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         x, lengths, y = self.train.batch(next(self.batches), self.device)
@@ -186,12 +180,6 @@ class ClassifyTask:
         loss, probs = predict_encoded(model, self.valid, self.device)
         accuracy = float((probs.argmax(1) == self.valid.labels).float().mean())
         return {"val_loss": loss, "val_accuracy": accuracy}
-
-    def state_dict(self) -> dict:
-        return {"batches": self.batches.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state["batches"])
 
 
 @torch.no_grad()
@@ -286,15 +274,10 @@ def _recipe_name(args) -> str:
     return "series"
 
 
-def apply_recipe(args: argparse.Namespace) -> str:
+def _apply_recipe(args: argparse.Namespace) -> str:
     """Fill every model/training flag the user left unset from the data set's recipe."""
     name = _recipe_name(args)
-    recipe = {**GENERIC, **RECIPES[name]}
-    if args.epochs is None and args.minutes is None:      # no budget given: the recipe's epochs
-        args.epochs = recipe["epochs"]
-    for key, value in recipe.items():
-        if key != "epochs" and getattr(args, key, None) is None:
-            setattr(args, key, value)
+    apply_recipe(args, {**GENERIC, **RECIPES[name]})
     return name
 
 
@@ -331,7 +314,7 @@ def train(args: argparse.Namespace) -> dict:
         return _resume(args)
     if not (args.dataset or args.csv or args.series):
         raise UsageError("give the data: --dataset NAME, --csv FILE or --series FILE")
-    recipe = apply_recipe(args)
+    recipe = _apply_recipe(args)
     d = _data_config(args)
     device = resolve_device(args.device)
     cfg = train_config(args, device)

@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ..data.batching import BucketBatches
 from ..data.corpora import CORPORA, Corpus, load_corpus
 from ..data.text import read_text, split_train_valid
 from ..files import atomic_write_text
@@ -59,6 +60,36 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: Optional[float],
     g.add_argument("--out", type=Path, help="run directory (default runs/<task>-<time>)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an interrupted run exactly where its last checkpoint left it")
+
+
+def apply_recipe(args: argparse.Namespace, recipe: dict) -> None:
+    """Fill every flag the user left unset (None) from a data set's recipe; the recipe's ``epochs``
+    only when neither --epochs nor --minutes gave a budget."""
+    if args.epochs is None and args.minutes is None:
+        args.epochs = recipe["epochs"]
+    for key, value in recipe.items():
+        if key != "epochs" and getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
+class BatchedTask:
+    """The trainer hooks of a task that draws its examples from ``self.batches`` (shuffled,
+    length-bucketed mini-batches): progress through the epochs, and the data position a resume
+    needs."""
+
+    batches: BucketBatches
+
+    def steps_per_epoch(self) -> int:
+        return len(self.batches)
+
+    def epochs_done(self) -> float:
+        return self.batches.epoch + self.batches.batch / len(self.batches)
+
+    def state_dict(self) -> dict:
+        return {"batches": self.batches.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state["batches"])
 
 
 def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:

@@ -34,7 +34,7 @@ from ..data.vocab import TokenVocab, WordVocab, tokenize, vocab_from_json
 from ..models.tagger import CELLS, Tagger, TaggerConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
-from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
+from .common import (BatchedTask, UsageError, add_training_arguments, checkpoint_path, new_run_dir,
                      per_epoch_evaluation, read_json, resolve_device, resumable_config,
                      train_config, write_json)
 
@@ -197,7 +197,7 @@ def _mask(lengths: Tensor, T: int) -> Tensor:
 
 # ---- the hooks the trainer calls ---------------------------------------------------------------
 
-class TagTask:
+class TagTask(BatchedTask):
     """Length-bucketed batches of sentences; validation loss, token accuracy and entity F1."""
 
     unit = "words"
@@ -207,12 +207,6 @@ class TagTask:
         self.train, self.valid, self.vocabs, self.device = train, valid, vocabs, device
         self.valid_tags = valid_tags
         self.batches = BucketBatches(train.lengths, batch_size, seed)
-
-    def steps_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def epochs_done(self) -> float:
-        return self.batches.epoch + self.batches.batch / len(self.batches)
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         words, chars, tags, lengths = self.train.batch(next(self.batches), self.device)
@@ -226,12 +220,6 @@ class TagTask:
         if "f1" in metrics:
             out["val_f1"] = metrics["f1"]
         return out
-
-    def state_dict(self) -> dict:
-        return {"batches": self.batches.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state["batches"])
 
 
 @torch.no_grad()

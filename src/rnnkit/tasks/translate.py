@@ -37,9 +37,9 @@ from ..models.seq2seq import CELLS, Seq2Seq, Seq2SeqConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_attention
-from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     per_epoch_evaluation, read_json, resolve_device, resumable_config,
-                     train_config, write_json)
+from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe,
+                     checkpoint_path, new_run_dir, per_epoch_evaluation, read_json, resolve_device,
+                     resumable_config, train_config, write_json)
 
 TASK = "translate"
 DATASETS = ("de-en", "dates")
@@ -86,18 +86,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--length-penalty", type=float, default=0.6,
                    help="beam search: GNMT's α (0: total log-probability)")
     add_training_arguments(p, lr=None, batch_size=None, eval_every=None)
-
-
-def apply_recipe(args: argparse.Namespace) -> str:
-    """Fill every flag the user left unset from the data set's recipe."""
-    name = args.dataset or "pairs"
-    recipe = RECIPES[name]
-    if args.epochs is None and args.minutes is None:
-        args.epochs = recipe["epochs"]
-    for key, value in recipe.items():
-        if key != "epochs" and getattr(args, key, None) is None:
-            setattr(args, key, value)
-    return name
 
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -200,7 +188,7 @@ def _short_enough(pairs: Pairs, d: dict) -> Pairs:
 
 # ---- the hooks the trainer calls ------------------------------------------------------------------------
 
-class TranslateTask:
+class TranslateTask(BatchedTask):
     """Length-bucketed batches of pairs, teacher-forced; validation loss and word accuracy."""
 
     unit = "words"
@@ -211,12 +199,6 @@ class TranslateTask:
         self.sampling_rate = sampling_rate
         self.batches = BucketBatches(train.source_lengths, batch_size, seed)
 
-    def steps_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def epochs_done(self) -> float:
-        return self.batches.epoch + self.batches.batch / len(self.batches)
-
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         source, lengths, targets = self.train.batch(next(self.batches), self.device)
         inputs = teacher_inputs(targets, TokenVocab.go_id)
@@ -226,23 +208,13 @@ class TranslateTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         model.eval()
-        loss_sum, right, words = 0.0, 0, 0
-        for idx in torch.arange(len(self.valid.source_lengths)).split(256):
-            source, lengths, targets = self.valid.batch(idx, self.device)
-            logits, _ = model(source, lengths, teacher_inputs(targets, TokenVocab.go_id))
-            real = targets != TokenVocab.pad_id
-            n = int(real.sum())
-            loss_sum += float(model.decoder.loss(logits, targets)) * n
-            right += int(((logits.argmax(-1) == targets) & real).sum())
-            words += n
+        batches = (self.valid.batch(idx, self.device)
+                   for idx in torch.arange(len(self.valid.source_lengths)).split(256))
+        scores = model.decoder.validation_scores(
+            (model(source, lengths, teacher_inputs(targets, TokenVocab.go_id))[0], targets)
+            for source, lengths, targets in batches)
         model.train()
-        return {"val_loss": loss_sum / words, "val_word_accuracy": right / words}
-
-    def state_dict(self) -> dict:
-        return {"batches": self.batches.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state["batches"])
+        return scores
 
 
 # ---- training -----------------------------------------------------------------------------------------
@@ -250,7 +222,8 @@ class TranslateTask:
 def train(args: argparse.Namespace) -> dict:
     if args.resume:
         return _resume(args)
-    recipe = apply_recipe(args)
+    recipe = args.dataset or "pairs"
+    apply_recipe(args, RECIPES[recipe])
     d = _data_config(args)
     device = resolve_device(args.device)
     cfg = train_config(args, device)

@@ -47,10 +47,13 @@ DATASETS = ("de-en", "dates")
 # Defaults by data set; a flag given on the command line always wins. "pairs" is the user's file.
 RECIPES: dict[str, dict] = {
     "dates": dict(tokens="char", min_count=1, embed=32, hidden=128, layers=1, bidirectional=True,
+                  reverse_source=False,
                   attention="additive", dropout=0.2, lr=3e-3, batch_size=64, epochs=10, max_length=60),
     "de-en": dict(tokens="word", min_count=2, embed=256, hidden=256, layers=1, bidirectional=False,
+                  reverse_source=True,
                   attention="dot", dropout=0.3, lr=2e-3, batch_size=64, epochs=12, max_length=30),
     "pairs": dict(tokens="word", min_count=1, embed=256, hidden=256, layers=1, bidirectional=False,
+                  reverse_source=False,
                   attention="dot", dropout=0.2, lr=2e-3, batch_size=64, epochs=10, max_length=50),
 }
 DEFAULT_BEAMS = (1, 5)        # what training tests and `rnnkit eval` reports: greedy and beam 5
@@ -78,7 +81,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--layers", type=int)
     m.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="a bidirectional encoder")
-    m.add_argument("--reverse-source", action="store_true", help="read the source backwards")
+    m.add_argument("--reverse-source", action=argparse.BooleanOptionalAction, default=None,
+                   help="read the source backwards")
     m.add_argument("--attention", choices=ATTENTION)
     m.add_argument("--dropout", type=float)
     m.add_argument("--sampling-rate", type=float, default=0.0,

@@ -127,7 +127,7 @@ def test_load_image_scales_keeping_the_aspect_ratio(tmp_path):
 
 def test_load_image_errors(tmp_path, monkeypatch):
     missing = tmp_path / "nope.png"
-    assert error(load_image, missing, 8) == f"no such image file: {missing}"
+    assert error(load_image, missing, 8) == f"no such file: {missing}"
     assert error(load_image, tmp_path, 8) == f"is a directory, not an image: {tmp_path}"
     text = write(tmp_path / "notes.png", "this is not a picture\n")
     assert error(load_image, text, 8) == f"{text}: not a readable image (not in an image format Pillow knows)"

@@ -44,7 +44,7 @@ from ..files import atomic_write
 from .errors import DataError
 from .fetch import cache_dir
 from .splits import hash_split
-from .text import decoded_lines
+from .text import decoded_lines, open_binary
 from .vocab import tokenize
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -140,21 +140,15 @@ def _letterbox(im: Image.Image, size: int) -> Image.Image:
 def _load_pixels(path: Path, size: int) -> np.ndarray:
     """(3, size, size) uint8: `load_image` before the division by 255."""
     try:
-        with Image.open(path) as im:
+        with open_binary(path, "an image") as fh, Image.open(fh) as im:
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise DataError(f"{path}: not a readable image ({w}×{h} pixels is more than the limit "
                                 f"of {MAX_IMAGE_PIXELS:,}; rnnkit.data.images.MAX_IMAGE_PIXELS)")
             im.load()  # decode now: a truncated or corrupt file fails here, not later
             square = _letterbox(_on_white(im), size)
-    except DataError:
+    except DataError:                  # open_binary's: missing, a directory, unreadable
         raise
-    except FileNotFoundError:
-        raise DataError(f"no such image file: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"is a directory, not an image: {path}") from None
-    except PermissionError as exc:
-        raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (not in an image format Pillow knows)") from None
     except _DECODE_ERRORS as exc:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "rnn_step", "lstm_step", "gru_step", "rnn_cell", "lstm_cell", "gru_cell",
-    "RNNCell", "LSTMCell", "GRUCell", "LayerNormParams",
+    "rnn_step", "lstm_step", "gru_step", "lstm_gates", "gru_gates", "rnn_cell", "lstm_cell",
+    "gru_cell", "RNNCell", "LSTMCell", "GRUCell", "LayerNormParams",
 ]
 
 # Layer normalisation (Ba et al. 2016) is passed to the step functions as (weight, bias) pairs:
@@ -65,20 +65,35 @@ def lstm_step(x_proj: Tensor, state: tuple[Tensor, Tensor], weight_hh: Tensor,
         o = σ(a_o + w_co ⊙ c')                          (the output peephole sees the new cell)
         h' = o ⊙ tanh(c')       then h' = W_hr h' with an output projection (proj_size > 0)
     """
+    gates = lstm_gates(x_proj, state, weight_hh, bias_hh, weight_ci, weight_cf, weight_co,
+                       weight_hr, ln_hh, ln_c, h_mask)
+    return gates["h"], gates["c"]
+
+
+def lstm_gates(x_proj: Tensor, state: tuple[Tensor, Tensor], weight_hh: Tensor,
+               bias_hh: Optional[Tensor], weight_ci: Optional[Tensor] = None,
+               weight_cf: Optional[Tensor] = None, weight_co: Optional[Tensor] = None,
+               weight_hr: Optional[Tensor] = None, ln_hh: LayerNormParams = None,
+               ln_c: LayerNormParams = None, h_mask: Optional[Tensor] = None
+               ) -> dict[str, Tensor]:
+    """:func:`lstm_step` with every gate returned: {"i", "f", "g", "o", "c", "h"}, (B, H) each
+    (h is (B, P) with a projection). The lab's gate statistics and the neuron viewer read these."""
     h, c = state                                                        # (B, P or H), (B, H)
     h_rec = h if h_mask is None else h * h_mask
-    gates = x_proj + _norm(F.linear(h_rec, weight_hh, bias_hh), ln_hh)  # (B, 4H)
-    a_i, a_f, a_g, a_o = gates.chunk(4, dim=-1)
+    pre = x_proj + _norm(F.linear(h_rec, weight_hh, bias_hh), ln_hh)    # (B, 4H)
+    a_i, a_f, a_g, a_o = pre.chunk(4, dim=-1)
     if weight_ci is not None:
         a_i = a_i + weight_ci * c
         a_f = a_f + weight_cf * c
-    c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+    i, f, g = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.tanh(a_g)
+    c_new = f * c + i * g
     if weight_co is not None:
         a_o = a_o + weight_co * c_new
-    h_new = torch.sigmoid(a_o) * torch.tanh(_norm(c_new, ln_c))
+    o = torch.sigmoid(a_o)
+    h_new = o * torch.tanh(_norm(c_new, ln_c))
     if weight_hr is not None:
         h_new = F.linear(h_new, weight_hr)                              # (B, P)
-    return h_new, c_new
+    return {"i": i, "f": f, "g": g, "o": o, "c": c_new, "h": h_new}
 
 
 def gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
@@ -92,6 +107,13 @@ def gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Optional[Ten
         h' = (1 - z) ⊙ n + z ⊙ h
     Variational dropout (``h_mask``) drops only the matmul's copy of h, never the carried z ⊙ h.
     """
+    return gru_gates(x_proj, h, weight_hh, bias_hh, reset_after, ln_hh, h_mask)["h"]
+
+
+def gru_gates(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
+              reset_after: bool = True, ln_hh: LayerNormParams = None,
+              h_mask: Optional[Tensor] = None) -> dict[str, Tensor]:
+    """:func:`gru_step` with every gate returned: {"r", "z", "n", "h"}, (B, H) each."""
     x_r, x_z, x_n = x_proj.chunk(3, dim=-1)                             # (B, H) each
     h_rec = h if h_mask is None else h * h_mask
     if reset_after:
@@ -106,7 +128,7 @@ def gru_step(x_proj: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Optional[Ten
         r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
         b_n = None if bias_hh is None else bias_hh[2 * H:]
         n = torch.tanh(x_n + F.linear(r * h_rec, weight_hh[2 * H:], b_n))
-    return (1 - z) * n + z * h
+    return {"r": r, "z": z, "n": n, "h": (1 - z) * n + z * h}
 
 
 # ---- single-step functions with torch.nn's argument order ------------------------------------------

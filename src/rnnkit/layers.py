@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .cells import _add_layer_norm, _layer_norm_params, _norm, _reset_layer_norm, gru_step, \
-    lstm_step, rnn_step
+from .cells import _add_layer_norm, _layer_norm_params, _norm, _reset_layer_norm, gru_gates, \
+    lstm_gates, rnn_step
 from .unroll import State, check_lengths, map_state, mask_padding, time_mask, unroll
 
 __all__ = ["RNN", "LSTM", "GRU"]
@@ -249,11 +249,14 @@ class _RecurrentLayer(nn.Module):
 
     # -- the readable loop ------------------------------------------------------------------------------
 
-    def _step_fn(self, suffix: str, h_mask: Optional[Tensor]):
-        """The cell's one-step function with this direction's weights bound: (x_proj, state) -> state."""
+    def _step_fn(self, suffix: str, h_mask: Optional[Tensor], record: bool = False):
+        """The cell's one-step function with this direction's weights bound:
+        (x_proj, state) -> (output, state). The output is h, followed, with ``record``, by the
+        values of ``gate_names`` concatenated on the last dimension (see :meth:`activations`)."""
         raise NotImplementedError
 
-    def _forward_loop(self, x: Tensor, state0: State, lengths: Optional[Tensor]):
+    def _forward_loop(self, x: Tensor, state0: State, lengths: Optional[Tensor],
+                      record: Optional[list] = None):
         if lengths is not None:
             x = mask_padding(x, lengths)   # NaN padding must not reach the input-projection GEMM
         states0 = [s.unbind(0) for s in ((state0,) if isinstance(state0, Tensor) else state0)]
@@ -268,8 +271,14 @@ class _RecurrentLayer(nn.Module):
                 ln = _layer_norm_params(self, suffix)
                 x_proj = _norm(F.linear(layer_input, getattr(self, f"weight_ih{suffix}"),
                                         getattr(self, f"bias_ih{suffix}", None)), ln["ih"])
-                step = self._with_zoneout(self._step_fn(suffix, self._recurrent_mask(init)))
-                out, final = unroll(step, x_proj, init, lengths=lengths, reverse=d == 1)
+                step = self._step_fn(suffix, self._recurrent_mask(init), record is not None)
+                out, final = unroll(self._with_zoneout(step), x_proj, init, lengths=lengths,
+                                    reverse=d == 1)
+                if record is not None:
+                    H_out = (final if isinstance(final, Tensor) else final[0]).shape[-1]
+                    out, *gates = out.split([H_out] + [self.hidden_size] * len(self.gate_names), -1)
+                    record.append({"layer": layer, "direction": d, "h": out,
+                                   **dict(zip(self.gate_names, gates))})
                 outs.append(out)                                          # (T, B, H_out)
                 finals.append(final)
             layer_input = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
@@ -278,6 +287,35 @@ class _RecurrentLayer(nn.Module):
         if isinstance(finals[0], Tensor):
             return layer_input, torch.stack(finals)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
+
+    # -- looking inside ----------------------------------------------------------------------------
+
+    gate_names: tuple[str, ...] = ()     # the gates activations() reports, (T, B, H) each
+
+    @torch.no_grad()
+    def activations(self, input: Tensor, hx: Optional[State] = None, *,
+                    lengths: Optional[Union[Tensor, list[int]]] = None
+                    ) -> tuple[list[dict], State]:
+        """Every unit's value at every step, from the readable loop in the current mode, and the
+        final state (as forward's, so that a caller can go on step by step).
+
+        One dict per layer and direction (layer-major, as the state): ``layer``, ``direction``,
+        ``h`` (T, B, H_out) and each of ``gate_names`` (T, B, H) — LSTM i, f, g, o and the cell c;
+        GRU r, z and the candidate n; RNN none. (B, T, ·) with ``batch_first``. Steps past a row's
+        length are zero. The lab's gate statistics and the neuron viewer are built on this.
+        """
+        if input.dim() != 3 or input.shape[-1] != self.input_size:
+            raise ValueError(f"{self.cell_name}.activations: expected a batched input (…, "
+                             f"{self.input_size}) of 3 dimensions, got {tuple(input.shape)}")
+        x = input.transpose(0, 1) if self.batch_first else input          # (T, B, I)
+        if lengths is not None:
+            lengths = check_lengths(lengths, x.shape[0], x.shape[1], x.device)
+        records: list[dict] = []
+        _, state = self._forward_loop(x, self._initial_state(x, hx, False), lengths, record=records)
+        if self.batch_first:
+            records = [{k: v.transpose(0, 1) if isinstance(v, Tensor) else v for k, v in r.items()}
+                       for r in records]
+        return records, state
 
     def _recurrent_mask(self, init: State) -> Optional[Tensor]:
         """One variational-dropout mask per sequence for the h entering the recurrent matmul."""
@@ -298,13 +336,15 @@ class _RecurrentLayer(nn.Module):
             return step
 
         def zoned(x_t: Tensor, state: State):
-            _, new = step(x_t, state)
+            out, new = step(x_t, state)
             if self.training:
                 keep = lambda old, nw: torch.where(torch.rand_like(nw) < z, old, nw)
             else:
                 keep = lambda old, nw: z * old + (1 - z) * nw
             new = map_state(keep, state, new)
-            return (new if isinstance(new, Tensor) else new[0]), new
+            h = new if isinstance(new, Tensor) else new[0]
+            # The output is the zoned h, followed by any recorded gates (activations()).
+            return torch.cat([h, out[..., h.shape[-1]:]], -1), new
 
         return zoned
 
@@ -327,10 +367,10 @@ class RNN(_RecurrentLayer):
     def _fused_kernel(self):
         return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
 
-    def _step_fn(self, suffix, h_mask):
+    def _step_fn(self, suffix, h_mask, record=False):
         w_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
 
-        def step(x_proj, h):
+        def step(x_proj, h):        # an RNN has no gates: recording adds nothing to h
             h = rnn_step(x_proj, h, w_hh, b_hh, self.nonlinearity, h_mask)
             return h, h
         return step
@@ -343,6 +383,7 @@ class LSTM(_RecurrentLayer):
     """
 
     gates = 4
+    gate_names = ("i", "f", "g", "o", "c")
     cell_name = "LSTM"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -382,18 +423,20 @@ class LSTM(_RecurrentLayer):
     def _fused_kernel(self):
         return torch.lstm
 
-    def _step_fn(self, suffix, h_mask):
+    def _step_fn(self, suffix, h_mask, record=False):
         g = lambda name: getattr(self, f"{name}{suffix}", None)
         peep = (g("weight_ci"), g("weight_cf"), g("weight_co")) if self.peephole else (None,) * 3
         ln = _layer_norm_params(self, suffix)
         step_params = dict(weight_hh=g("weight_hh"), bias_hh=g("bias_hh"), weight_ci=peep[0],
                            weight_cf=peep[1], weight_co=peep[2], weight_hr=g("weight_hr"),
                            ln_hh=ln["hh"], ln_c=ln["c"], h_mask=h_mask)
-        cell = partial(lstm_step, **step_params)
+        cell = partial(lstm_gates, **step_params)
 
         def step(x_proj, state):
-            h, c = cell(x_proj, state)
-            return h, (h, c)
+            gates = cell(x_proj, state)
+            h, c = gates["h"], gates["c"]
+            out = torch.cat([h] + [gates[n] for n in self.gate_names], -1) if record else h
+            return out, (h, c)
         return step
 
 
@@ -403,6 +446,7 @@ class GRU(_RecurrentLayer):
     """
 
     gates = 3
+    gate_names = ("r", "z", "n")
     cell_name = "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -427,11 +471,12 @@ class GRU(_RecurrentLayer):
     def _fused_kernel(self):
         return torch.gru
 
-    def _step_fn(self, suffix, h_mask):
+    def _step_fn(self, suffix, h_mask, record=False):
         w_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
         ln_hh = _layer_norm_params(self, suffix)["hh"]
 
         def step(x_proj, h):
-            h = gru_step(x_proj, h, w_hh, b_hh, self.reset_after, ln_hh, h_mask)
-            return h, h
+            gates = gru_gates(x_proj, h, w_hh, b_hh, self.reset_after, ln_hh, h_mask)
+            h = gates["h"]
+            return (torch.cat([h] + [gates[n] for n in self.gate_names], -1) if record else h), h
         return step

@@ -78,18 +78,45 @@ class LanguageModel(nn.Module):
         return self.output(self.dropout(h)), state                       # (B, T, V)
 
     @torch.no_grad()
+    def activations(self, tokens: Tensor, state: Optional[State] = None
+                    ) -> tuple[Tensor, State, list[dict]]:
+        """forward() through the readable loop, also returning every unit of every layer at every
+        step: ``(logits (B, T, V), state, records)``, records as :meth:`LSTM.activations` gives them
+        (``h`` (B, T, H) and each gate per layer). Used by the neuron viewer and the playground."""
+        records, state = self.rnn.activations(self.embedding(tokens), state)
+        return self.output(records[-1]["h"]), state, records
+
+    @torch.no_grad()
     def generate(self, prime: list[int], length: int, temperature: float = 1.0,
                  top_k: Optional[int] = None, top_p: Optional[float] = None,
-                 generator: Optional[torch.Generator] = None) -> Iterator[int]:
-        """Yield ``length`` sampled ids, one at a time, after reading ``prime`` once."""
+                 generator: Optional[torch.Generator] = None, *, record: bool = False
+                 ) -> Iterator:
+        """Yield ``length`` sampled ids, one at a time, after reading ``prime`` once.
+
+        With ``record`` it yields, for each prime id and then each generated id, a dict
+        ``{"id", "prime": bool, "units": [{"layer", "direction", "h", gates…} (H,) each]}``: every
+        unit's value just after the model read that id (the readable loop, step by step).
+        """
         if not prime:
             raise ValueError("generation needs a non-empty prime")
         self.eval()
         device = self.embedding.weight.device
-        logits, state = self(torch.tensor([prime], device=device))       # (1, P, V)
+        read = self.activations if record else lambda t, s=None: (*self(t, s), None)
+
+        def at(records, t):                       # (1, T, H) per record -> step t's (H,) values
+            return [{k: (v[0, t] if isinstance(v, Tensor) else v) for k, v in r.items()}
+                    for r in records]
+
+        logits, state, records = read(torch.tensor([prime], device=device))    # (1, P, V)
+        if record:
+            for t, token in enumerate(prime):
+                yield {"id": token, "prime": True, "units": at(records, t)}
         logits = logits[:, -1]                                           # (1, V)
         for _ in range(length):
             token = sample_next(logits, temperature, top_k, top_p, generator)   # (1,)
-            yield int(token)
-            logits, state = self(token.view(1, 1), state)
+            if not record:
+                yield int(token)
+            logits, state, records = read(token.view(1, 1), state)
             logits = logits[:, -1]
+            if record:
+                yield {"id": int(token), "prime": False, "units": at(records, 0)}

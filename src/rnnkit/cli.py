@@ -1,5 +1,5 @@
 """``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, tag, caption,
-similar, analogy, export, plot-words, bias, eval, gradcheck.
+similar, analogy, export, plot-words, bias, eval, serve, gradcheck, lab.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -14,6 +14,8 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
+from .serve import serve
+from .lab import gradients, inside, memory
 from .tasks import caption, classify, forecast, lm, markov, tag, translate, word2vec
 from .tasks.common import UsageError, read_run_config
 from .train.checkpoint import CheckpointError
@@ -161,8 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--device", default="auto")
 
+    sv = verbs.add_parser("serve", help="a local web playground: sample and see inside a language "
+                                        "model, or translation / caption attention")
+    sv.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="0: any free port")
+    sv.add_argument("--device", default="auto")
+    sv.add_argument("--max-concurrent", type=int, default=2,
+                    help="generations at once; more are refused with 429")
+    sv.add_argument("--max-length", type=int, default=2000, help="symbols one sample may ask for")
+    sv.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a sample stream may run before it is ended")
+
     g = verbs.add_parser("gradcheck", help="NumPy BPTT vs finite differences vs torch autograd")
     g.add_argument("--json", action="store_true")
+
+    lab = verbs.add_parser("lab", help="see inside: vanishing gradients, memory tasks, gates, neurons")
+    experiments = lab.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    memory.add_arguments(experiments.add_parser(
+        "memory", help="the adding, copy and parity tasks: which cells solve them at length T"))
+    gradients.add_arguments(experiments.add_parser(
+        "gradients", help="‖∂loss/∂h_t‖ against the distance to the loss, per cell (vanishing "
+                          "gradients), at initialisation and after training"))
+    inside.add_arguments(experiments.add_parser(
+        "gates", help="gate saturation per layer and forget-gate histograms of a trained run"),
+        viewer=False)
+    inside.add_arguments(experiments.add_parser(
+        "neurons", help="an HTML page of the text coloured by single hidden units, and the units "
+                        "that track quotes, brackets, speaker names, line position"), viewer=True)
     return parser
 
 
@@ -292,12 +321,33 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             _print_flat(result)
         return 0
+    if args.verb == "lab":
+        return _lab(args)
+    if args.verb == "serve":
+        return serve(args)
     if args.verb == "gradcheck":
         from .gradcheck import format_gradcheck, run_gradcheck
         rows = run_gradcheck()
         print(json.dumps(rows) if args.json else format_gradcheck(rows))
         return 0 if all(r["ok"] for r in rows) else 1
     raise AssertionError(args.verb)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    if args.experiment == "memory":
+        table = memory.memory(args)
+        print(json.dumps(table) if args.json else memory.format_table(table))
+        return 0
+    if args.experiment == "gradients":
+        result = gradients.gradients(args)
+        print(json.dumps(result) if args.json else gradients.format_profiles(result))
+        return 0
+    if args.experiment in ("gates", "neurons"):
+        result = getattr(inside, args.experiment)(args)
+        formatted = inside.format_gates if args.experiment == "gates" else inside.format_rankings
+        print(json.dumps(result) if args.json else formatted(result))
+        return 0
+    raise AssertionError(args.experiment)
 
 
 def _print_flat(result: dict, prefix: str = "") -> None:

@@ -15,6 +15,7 @@ and the helpers around them:
 
     load_image(path, size)    one image file as a (3, size, size) float32 array in [0, 1]: transparent
                               parts composited on white, letterboxed onto a white square
+    image_from_bytes(data, size)  the same for an image held in memory (an upload)
     load_images(paths, size)  many of them, optionally cached as .npz
     caption_tokens(text)      a caption's tokens (lower-cased words and punctuation, no final ".")
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import struct
@@ -35,7 +37,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Sequence, Union
+from typing import BinaryIO, Sequence, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -137,24 +139,32 @@ def _letterbox(im: Image.Image, size: int) -> Image.Image:
     return square
 
 
-def _load_pixels(path: Path, size: int) -> np.ndarray:
-    """(3, size, size) uint8: `load_image` before the division by 255."""
+def _decode_pixels(fh: BinaryIO, size: int, name: str,
+                   formats: Sequence[str] | None = None) -> np.ndarray:
+    """(3, size, size) uint8 from an open binary stream, in one of Pillow's ``formats`` (None: any);
+    errors are `DataError`s naming ``name``."""
     try:
-        with open_binary(path, "an image") as fh, Image.open(fh) as im:
+        with Image.open(fh, formats=formats) as im:
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
-                raise DataError(f"{path}: not a readable image ({w}×{h} pixels is more than the limit "
+                raise DataError(f"{name}: not a readable image ({w}×{h} pixels is more than the limit "
                                 f"of {MAX_IMAGE_PIXELS:,}; rnnkit.data.images.MAX_IMAGE_PIXELS)")
             im.load()  # decode now: a truncated or corrupt file fails here, not later
             square = _letterbox(_on_white(im), size)
-    except DataError:                  # open_binary's: missing, a directory, unreadable
+    except DataError:                  # the size limit's, above (a DataError is a ValueError)
         raise
     except UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable image (not in an image format Pillow knows)") from None
+        raise DataError(f"{name}: not a readable image (not in an image format Pillow knows)") from None
     except _DECODE_ERRORS as exc:
         reason = str(exc) or type(exc).__name__
-        raise DataError(f"{path}: not a readable image ({reason})") from None
+        raise DataError(f"{name}: not a readable image ({reason})") from None
     return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+
+def _load_pixels(path: Path, size: int) -> np.ndarray:
+    """(3, size, size) uint8: `load_image` before the division by 255."""
+    with open_binary(path, "an image") as fh:   # DataError when missing, a directory, unreadable
+        return _decode_pixels(fh, size, str(path))
 
 
 def _to_float(pixels: np.ndarray) -> np.ndarray:
@@ -178,6 +188,15 @@ def load_image(path: PathLike, size: int) -> np.ndarray:
     """
     _check_size(size)
     return _to_float(_load_pixels(Path(path), size))
+
+
+def image_from_bytes(data: bytes, size: int, name: str = "image",
+                     formats: Sequence[str] | None = None) -> np.ndarray:
+    """`load_image` for an image already in memory (an upload): decoded from ``data`` alone, no
+    file is read or written; only Pillow's ``formats`` (e.g. ``("PNG", "JPEG")``; None: any) are
+    accepted; errors name ``name``."""
+    _check_size(size)
+    return _to_float(_decode_pixels(io.BytesIO(data), size, name, formats))
 
 
 # ---- many image files, cached ------------------------------------------------------------------------------

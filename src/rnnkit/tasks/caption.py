@@ -339,17 +339,26 @@ def caption_images(model: Captioner, config: dict, vocab: TokenVocab, images: np
     if plot is not None:
         if model.decoder.attention is None:
             raise UsageError("--plot-attention: this run was trained without attention")
-        examples = []
-        with torch.no_grad():
-            for image, ids in zip(images[:4], outputs):
-                targets = torch.tensor([ids + [TokenVocab.eos_id]], device=device)
-                x = torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)).to(device)
-                _, weights = model(x, teacher_inputs(targets, TokenVocab.go_id))
-                G = model.config.grid
-                examples.append((image, vocab.decode(targets[0].tolist()),
-                                 weights[0].view(-1, G, G).cpu().numpy()))
-        plot_caption_attention(plot, examples)
+        plot_caption_attention(plot, attention_maps(model, vocab, images[:4], outputs[:4], device))
     return [" ".join(vocab.decode(ids)) for ids in outputs]
+
+
+@torch.no_grad()
+def attention_maps(model: Captioner, vocab: TokenVocab, images: np.ndarray, outputs: list[list[int]],
+                   device: torch.device) -> list[tuple[np.ndarray, list[str], np.ndarray]]:
+    """Where the model looked for each word of each caption (a run with attention): the image
+    (3, S, S), the caption's tokens ending in <eos>, and the weights (T, G, G), each step's G×G
+    grid summing to 1 — from a teacher-forced pass over the decoded words, which gives the very
+    weights the decoding used."""
+    examples = []
+    G = model.config.grid
+    for image, ids in zip(images, outputs):
+        targets = torch.tensor([ids + [TokenVocab.eos_id]], device=device)
+        x = torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)).to(device)
+        _, weights = model(x, teacher_inputs(targets, TokenVocab.go_id))     # (1, T, G²)
+        examples.append((image, vocab.decode(targets[0].tolist()),
+                         weights[0].view(-1, G, G).cpu().numpy()))              # (T, G, G)
+    return examples
 
 
 # ---- verbs on a trained run --------------------------------------------------------------------

@@ -52,6 +52,9 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: Optional[float],
                    help=f"steps between validations (default {eval_every or 'once an epoch'})")
     g.add_argument("--log-every", type=int, default=50)
     g.add_argument("--patience", type=int, help="early stopping after N evaluations without gain")
+    g.add_argument("--log-grad-norms", action="store_true",
+                   help="write every step's gradient norm (before clipping) to grad_norms.jsonl "
+                        "and plot it with the clipping events (grad_norms.png)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -103,7 +106,8 @@ def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:
                        schedule=args.schedule, warmup_steps=args.warmup_steps,
                        clip=args.clip or None, clip_value=args.clip_value,
                        eval_every=args.eval_every, log_every=args.log_every,
-                       patience=args.patience, seed=args.seed)
+                       patience=args.patience, seed=args.seed,
+                       log_grad_norms=args.log_grad_norms)
 
 
 def per_epoch_evaluation(cfg: TrainConfig, steps_per_epoch: int) -> TrainConfig:

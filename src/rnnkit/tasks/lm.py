@@ -235,20 +235,31 @@ def sample(args: argparse.Namespace) -> Iterator[str]:
     device = resolve_device(args.device)
     model, vocab, config = load_run(args.run_dir, device)
     level = config["data"]["level"]
-    prime_units = units(args.prime, level)
-    if level == "char":
-        missing = vocab.unknown(args.prime)
-        if missing:
-            raise UsageError(f"--prime has characters the model never saw: {''.join(missing)!r}")
-    if not prime_units:
-        raise UsageError("--prime must not be empty")
+    prime_ids = encode_prime(vocab, args.prime, level)
     generator = torch.Generator(device=device)
     generator.manual_seed(args.seed)
     yield args.prime
-    ids = model.generate(vocab.encode(prime_units), args.length, args.temperature, args.top_k,
-                         args.top_p, generator)
+    ids = model.generate(prime_ids, args.length, args.temperature, args.top_k, args.top_p, generator)
     for i in ids:
-        yield vocab.decode([i]) if level == "char" else " " + vocab.decode([i])[0]
+        yield symbol_text(vocab, i, level)
+
+
+def encode_prime(vocab, prime: str, level: str, name: str = "--prime") -> list[int]:
+    """The ids the model reads before generating; a UsageError (naming the option or field
+    ``name``) for an empty prime or, at char level, characters the model never saw."""
+    if level == "char":
+        missing = vocab.unknown(prime)
+        if missing:
+            raise UsageError(f"{name} has characters the model never saw: {''.join(missing)!r}")
+    prime_units = units(prime, level)
+    if not prime_units:
+        raise UsageError(f"{name} must not be empty")
+    return vocab.encode(prime_units)
+
+
+def symbol_text(vocab, token: int, level: str) -> str:
+    """One generated symbol as `sample` prints it: the character, or a space and the word."""
+    return vocab.decode([token]) if level == "char" else " " + vocab.decode([token])[0]
 
 
 def evaluate(args: argparse.Namespace) -> dict:

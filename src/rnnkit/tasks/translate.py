@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -388,8 +389,12 @@ def test_run(run: Path, model: Seq2Seq, config: dict, vocabs: dict, test: Pairs,
 
 
 def translate_texts(model: Seq2Seq, config: dict, vocabs: dict, texts: Sequence[str], beam: int,
-                    alpha: float, device: torch.device, plot: Optional[Path] = None) -> list[dict]:
-    """Translations of ``texts``, each with the source words that were unknown."""
+                    alpha: float, device: torch.device, plot: Optional[Path] = None,
+                    attention: bool = False) -> list[dict]:
+    """Translations of ``texts``, each with the source words that were unknown. With ``attention``
+    each row also has ``source_tokens`` and ``target_tokens`` (as the model read and wrote them,
+    ending in <eos>) and ``attention``: the (target, source) weights as nested lists, or None for a
+    run trained without attention."""
     d = config["data"]
     enc = encode_pairs(Pairs(list(texts), [""] * len(texts)), vocabs, d)
     outputs = decode(model, enc, beam, alpha, d["max_output"], device)
@@ -400,28 +405,36 @@ def translate_texts(model: Seq2Seq, config: dict, vocabs: dict, texts: Sequence[
                    if i == TokenVocab.unk_id]
         rows.append({"source": text, "translation": detokenize(vocabs["target"].decode(ids), d["tokens"]),
                      "unknown": unknown})
+    if attention:
+        for row, (source, target, weights) in zip(rows, attention_maps(model, enc, outputs, vocabs,
+                                                                       device)):
+            row.update(source_tokens=source, target_tokens=target,
+                       attention=None if weights is None else weights.tolist())
     if plot is not None:
-        _plot(model, enc, outputs, vocabs, d, plot, device)
+        if model.decoder.attention is None:
+            raise UsageError("--plot-attention: this run was trained without attention")
+        plot_attention(plot, attention_maps(model, enc, outputs[:6], vocabs, device))
     return rows
 
 
 @torch.no_grad()
-def _plot(model: Seq2Seq, enc: Encoded, outputs: list[list[int]], vocabs: dict, d: dict, path: Path,
-          device: torch.device) -> None:
-    """The attention of each translation: the teacher-forced pass over the decoded words gives
-    the very weights the decoding used (the attention does not feed back into the decoder RNN)."""
-    if model.decoder.attention is None:
-        raise UsageError("--plot-attention: this run was trained without attention")
+def attention_maps(model: Seq2Seq, enc: Encoded, outputs: list[list[int]], vocabs: dict,
+                   device: torch.device) -> list[tuple[list[str], list[str], Optional[np.ndarray]]]:
+    """The attention of each translation (the first ``len(outputs)`` sources of ``enc``): source
+    tokens, target tokens ending in <eos>, and the weights (T, S), each row summing to 1 (None for
+    a run trained without attention). The teacher-forced pass over the decoded words gives the
+    very weights the decoding used (the attention does not feed back into the decoder RNN)."""
     examples = []
-    for i, ids in enumerate(outputs[:6]):
+    for i, ids in enumerate(outputs):
         n = int(enc.source_lengths[i])
         source = enc.sources[i: i + 1, :n].to(device)
         targets = torch.tensor([ids + [TokenVocab.eos_id]], device=device)
         _, weights = model(source, enc.source_lengths[i: i + 1].to(device),
-                           teacher_inputs(targets, TokenVocab.go_id))
+                           teacher_inputs(targets, TokenVocab.go_id))          # (1, T, S)
         examples.append((vocabs["source"].decode(enc.sources[i, :n].tolist()),
-                         vocabs["target"].decode(targets[0].tolist()), weights[0].cpu().numpy()))
-    plot_attention(path, examples)
+                         vocabs["target"].decode(targets[0].tolist()),
+                         None if weights is None else weights[0].cpu().numpy()))
+    return examples
 
 
 # ---- verbs on a trained run ---------------------------------------------------------------------------

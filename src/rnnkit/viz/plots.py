@@ -135,3 +135,64 @@ def plot_caption_attention(path: Path, examples: Sequence[tuple[np.ndarray, Sequ
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def plot_gradient_profiles(path: Path, result: dict) -> None:
+    """‖∂loss/∂h_t‖ (solid) and ‖∂loss/∂x_t‖ (dotted) against the distance T - t from the loss, one
+    line per cell; a panel at initialisation and one after training when there is one."""
+    plt = _pyplot()
+    profiles = result["profiles"]
+    stages = [s for s in ("init", "trained") if any(s in p for p in profiles.values())]
+    fig, axes = plt.subplots(1, len(stages), squeeze=False, sharey=True, dpi=100,
+                             figsize=(5.5 * len(stages), 4))
+    T = result["length"]
+    distance = np.arange(T)[::-1]                                    # index t-1 -> T - t
+    for ax, stage in zip(axes[0], stages):
+        for i, (cell, p) in enumerate(profiles.items()):
+            if stage not in p:
+                continue
+            color = f"C{i}"
+            ax.plot(distance, p[stage]["h"], color=color, lw=1.5, label=f"{cell}  ∂L/∂h_t")
+            ax.plot(distance, p[stage]["x"], color=color, lw=1, ls=":", label=f"{cell}  ∂L/∂x_t")
+        ax.set_yscale("log")
+        ax.set_xlabel("distance from the loss (T − t)")
+        title = "at initialisation" if stage == "init" else \
+            f"after {result['train_steps']} training steps"
+        ax.set_title(f"{result['task']} problem, T = {T}: {title}", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("gradient norm (mean over the batch)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def plot_gate_statistics(path: Path, stats: Sequence[dict], title: str = "") -> None:
+    """One row per layer (and direction): each unit's fraction of left-saturated (< 0.1) against
+    right-saturated (> 0.9) steps, per gate, as in Karpathy et al. (2015, fig. 6); and the
+    histogram of the forget (LSTM) or update (GRU) gate."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(stats), 2, squeeze=False, dpi=100, figsize=(9, 3.6 * len(stats)))
+    for (scatter, hist), s in zip(axes, stats):
+        name = f"layer {s['layer']}" + (" reverse" if s["direction"] else "")
+        for gate, g in s["gates"].items():
+            scatter.scatter(g["per_unit_left"], g["per_unit_right"], s=8, alpha=0.6,
+                            label=f"{gate}: {g['left_saturated']:.0%} < 0.1, "
+                                  f"{g['right_saturated']:.0%} > 0.9")
+        scatter.plot([0, 1], [1, 0], color="#999", lw=0.8)
+        scatter.set(xlim=(0, 1), ylim=(0, 1), xlabel="fraction left-saturated (< 0.1)",
+                    ylabel="fraction right-saturated (> 0.9)", title=f"{name}: gates per unit")
+        scatter.legend(fontsize=7)
+        if "histogram" in s:
+            h = s["histogram"]
+            edges = np.asarray(h["edges"])
+            hist.bar(edges[:-1], h["counts"], width=np.diff(edges), align="edge", color="C1")
+            hist.set(xlabel=f"{h['gate']} gate value", ylabel="count (steps × units)",
+                     title=f"{name}: {h['gate']} gate histogram")
+        else:
+            hist.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

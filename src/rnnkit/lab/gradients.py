@@ -110,6 +110,7 @@ def gradients(args: argparse.Namespace) -> dict:
             trained, _ = load_run(run, device)
             profiles["trained"] = gradient_profile(trained, x, y)
             profiles["trained_val_loss"] = summary["final_val_loss"]
+            profiles["trained_steps"] = summary["steps"]        # fewer when solved early
         result["profiles"][cell] = profiles
     write_json(out / "gradients.json", result)
     plot_gradient_profiles(out / "gradients.png", result)

@@ -297,8 +297,16 @@ def format_table(table: dict) -> str:
     lines = [f"| T | " + " | ".join(cells) + " |", "|---|" + "---|" * len(cells)]
     for length in dict.fromkeys(r["length"] for r in table["runs"]):
         row = {r["cell"]: r for r in table["runs"] if r["length"] == length}
-        text = [f"solved at step {r['steps']} ({name[4:]} {r[name]:.3g})" if r["solved"] else
-                f"not solved ({name[4:]} {r[name]:.3g} after {r['steps']})" for r in
+        text = [f"solved at step {r['steps']} ({_figures(r, name)})" if r["solved"] else
+                f"not solved ({_figures(r, name)} after {r['steps']})" for r in
                 (row[c] for c in cells)]
         lines.append(f"| {length} | " + " | ".join(text) + " |")
     return "\n".join(lines)
+
+
+def _figures(row: dict, name: str) -> str:
+    """The task's figure; for copy also the loss against the memoryless baseline."""
+    text = f"{name[4:].replace('_', ' ')} {row[name]:.3g}"
+    if "baseline_loss" in row:
+        text += f", loss {row['val_loss']:.4f} vs baseline {row['baseline_loss']:.4f}"
+    return text

@@ -152,12 +152,13 @@ def plot_gradient_profiles(path: Path, result: dict) -> None:
             if stage not in p:
                 continue
             color = f"C{i}"
-            ax.plot(distance, p[stage]["h"], color=color, lw=1.5, label=f"{cell}  ∂L/∂h_t")
+            steps = f" ({p['trained_steps']} steps)" if stage == "trained" else ""
+            ax.plot(distance, p[stage]["h"], color=color, lw=1.5, label=f"{cell}  ∂L/∂h_t{steps}")
             ax.plot(distance, p[stage]["x"], color=color, lw=1, ls=":", label=f"{cell}  ∂L/∂x_t")
         ax.set_yscale("log")
         ax.set_xlabel("distance from the loss (T − t)")
         title = "at initialisation" if stage == "init" else \
-            f"after {result['train_steps']} training steps"
+            f"after training (≤ {result['train_steps']} steps, less if solved)"
         ax.set_title(f"{result['task']} problem, T = {T}: {title}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("gradient norm (mean over the batch)")

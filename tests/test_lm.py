@@ -13,6 +13,8 @@ from rnnkit.cli import main
 from rnnkit.data.batching import StreamBatches
 from rnnkit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("single_thread")    # tiny models: 2 threads ran 10x slower here
+
 SMALL = ["--hidden", "32", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16",
          "--log-every", "5", "--eval-every", "10"]
 
@@ -123,10 +125,10 @@ def test_checkpoint_round_trip_and_interrupted_save(tmp_path, monkeypatch):
     monkeypatch.setattr("rnnkit.train.checkpoint.save_file", real)
     w3, _, _ = load_checkpoint(path)
     assert torch.equal(w3["w"], weights["w"])
-    assert os.listdir(tmp_path) == ["last.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == ["checksums.json", "last.safetensors"]
 
     path.write_bytes(path.read_bytes()[:100])                     # truncated on disk
-    with pytest.raises(CheckpointError, match="not a readable rnnkit checkpoint"):
+    with pytest.raises(CheckpointError, match="last.safetensors does not match checksums.json: 100 bytes"):
         load_checkpoint(path)
 
 

@@ -139,7 +139,8 @@ def test_csv_errors_name_file_row_column_and_value(tmp_path, name, content, kwar
 def test_csv_that_is_not_utf8_says_so(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("load,caf\xe9\n1,2\n3,4\n".encode("latin-1"))
-    assert "not utf-8" in error(read_series_csv, path, "load")
+    message = error(read_series_csv, path, "load")
+    assert "not valid utf-8" in message and "byte offset 8" in message
     ts = read_series_csv(path, "load", covariates=["caf\xe9"], encoding="latin-1")
     assert ts.values.tolist() == [[1, 2], [3, 4]]
 

@@ -17,10 +17,17 @@ from .data.errors import DataError
 from .serve import serve
 from .lab import gradients, inside, memory
 from .tasks import caption, classify, forecast, lm, markov, tag, translate, word2vec
-from .tasks.common import UsageError, read_run_config
+from .tasks.common import UsageError, default_run_dir, read_run_config, resolve_device
+from .train import distributed
 from .train.checkpoint import CheckpointError
 from .train.trainer import NonFiniteError
 
+# Tasks that do not train by gradient steps through the shared trainer, and why.
+SINGLE_PROCESS_TASKS = {
+    "markov": "a Markov chain is counted, not trained by gradient steps: one process does it",
+    "word2vec": "word2vec trains with --threads (lock-free updates in one process), not with "
+                "data-parallel processes",
+}
 TRAIN_TASKS = {"lm": lm, "markov": markov, "classify": classify, "forecast": forecast,
                "word2vec": word2vec, "translate": translate, "tag": tag, "caption": caption}
 
@@ -207,7 +214,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.verb == "train":
+            return _train(args, sys.argv[1:] if argv is None else argv)
         return _dispatch(args)
+    except distributed.WorkerDone:  # ranks > 0 after training: the test and reports are rank 0's
+        return 0
     except BrokenPipeError:       # `rnnkit sample ... | head`; before OSError, its base class
         sys.stderr.close()
         return 0
@@ -218,10 +229,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.verb == "train":
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    """``rnnkit train``: in this process, or in ``--nproc`` data-parallel ones (torchrun)."""
+    nproc = getattr(args, "nproc", 1)            # markov and word2vec have no --nproc
+    if nproc < 1:
+        raise UsageError(f"--nproc must be at least 1, got {nproc}")
+    if nproc > 1 and not distributed.launched():
+        argv = distributed.without_nproc(argv)
+        if args.out is None and args.resume is None:      # every rank must name the same directory
+            argv += ["--out", str(default_run_dir(args.task))]
+        return distributed.launch(nproc, argv)
+    if distributed.launched():
+        if args.task in SINGLE_PROCESS_TASKS:
+            raise UsageError(f"torchrun: {SINGLE_PROCESS_TASKS[args.task]}")
+        distributed.init(resolve_device(args.device))
+    try:
         TRAIN_TASKS[args.task].train(args)
-        return 0
+    finally:
+        distributed.finish()
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "sample":
         pieces = []
         module = _run_task(args.run_dir)

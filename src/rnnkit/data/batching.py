@@ -2,6 +2,9 @@
 
 Shapes: N corpus length, B batch (= number of streams), T chunk length.
 
+Data-parallel training (``train/distributed.py``) gives each process a :class:`Shard`: the
+iterators build the same global batches everywhere and hand each process only its rows.
+
 Truncated BPTT the char-rnn way: the corpus is cut into B contiguous streams of equal length (one per
 batch row); chunk k is columns [kT, (k+1)T) of every stream, so row b of chunk k+1 continues row b of
 chunk k exactly, and the model carries its hidden state from one chunk to the next (detached, so
@@ -9,11 +12,42 @@ gradients flow through T steps only). Targets are the inputs shifted by one char
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
 
 import torch
+import torch.distributed
 from torch import Tensor
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place among ``world`` data-parallel processes (rank 0 of 1 when alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> "Shard":
+        """This process's shard: from torch.distributed's process group when one is running."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return cls(torch.distributed.get_rank(), torch.distributed.get_world_size())
+        return cls()
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that writes files and logs."""
+        return self.rank == 0
+
+    def split(self, n: int, what: str) -> slice:
+        """The contiguous share of ``n`` rows (e.g. TBPTT streams) that this rank takes."""
+        if n % self.world:
+            raise ValueError(f"{what} ({n}) must be divisible by the number of processes "
+                             f"({self.world})")
+        per = n // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
 
 
 @dataclass
@@ -26,8 +60,9 @@ class StreamBatches:
     """
 
     data: Tensor            # (N,) token ids
-    batch_size: int
+    batch_size: int         # B: the streams of all processes together
     seq_len: int
+    shard: Shard = field(default_factory=Shard.current)   # this process: B / W contiguous streams
     epoch: int = 0
     chunk: int = 0
 
@@ -38,12 +73,13 @@ class StreamBatches:
         per_stream = (len(self.data) - 1) // self.batch_size
         if per_stream < self.seq_len:
             need = self.batch_size * self.seq_len + 1
-            raise ValueError(f"the training text has {len(self.data)} symbols; batch size "
+            raise DataError(f"the training text has {len(self.data)} symbols; batch size "
                              f"{self.batch_size} × sequence length {self.seq_len} needs at least "
                              f"{need}: use a smaller --batch-size or --seq-len, or more text")
         used = per_stream * self.batch_size
-        self.inputs = self.data[:used].view(self.batch_size, per_stream)          # (B, N/B)
-        self.targets = self.data[1:used + 1].view(self.batch_size, per_stream)    # (B, N/B)
+        rows = self.shard.split(self.batch_size, "--batch-size")
+        self.inputs = self.data[:used].view(self.batch_size, per_stream)[rows]          # (B/W, N/B)
+        self.targets = self.data[1:used + 1].view(self.batch_size, per_stream)[rows]    # (B/W, N/B)
         self.chunks_per_epoch = per_stream // self.seq_len
 
     @property
@@ -88,9 +124,11 @@ class BucketBatches:
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, bucket: bool = True,
-                 pool: int = 50) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch size must be positive, got {batch_size}")
+                 pool: int = 50, shard: Optional[Shard] = None) -> None:
+        self.shard = shard or Shard.current()       # data-parallel: this process's rows
+        if batch_size < self.shard.world:
+            raise ValueError(f"batch size must be at least the number of processes "
+                             f"({self.shard.world}), got {batch_size}")
         self.lengths = torch.as_tensor(lengths, dtype=torch.long)
         if len(self.lengths) == 0:
             raise ValueError("no examples to batch")
@@ -99,19 +137,24 @@ class BucketBatches:
         self._order: list[Tensor] = self._epoch_batches(0)
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        return -(-len(self.lengths) // self.batch_size)
+        """Batches per epoch (the same for every epoch)."""
+        return len(self._order)
 
     def _epoch_batches(self, epoch: int) -> list[Tensor]:
+        """The global batches of an epoch, each cut to this process's rows (every W-th)."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.lengths), generator=g)
         if not self.bucket:
-            return list(perm.split(self.batch_size))
-        batches = []
-        for pool in perm.split(self.batch_size * self.pool):
-            by_length = pool[torch.sort(self.lengths[pool], stable=True).indices]
-            batches.extend(by_length.split(self.batch_size))
-        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+            batches = list(perm.split(self.batch_size))
+        else:
+            batches = []
+            for pool in perm.split(self.batch_size * self.pool):
+                by_length = pool[torch.sort(self.lengths[pool], stable=True).indices]
+                batches.extend(by_length.split(self.batch_size))
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        rank, world = self.shard.rank, self.shard.world
+        # A batch smaller than the number of processes would leave a process without rows.
+        return [b[rank::world] for b in batches if len(b) >= world]
 
     def __iter__(self) -> Iterator[Tensor]:
         return self

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..files import atomic_write
-from .errors import DataError
+from .errors import DataError, shown
 from .fetch import cache_dir
 from .splits import hash_split
 from .text import decoded_lines, open_binary
@@ -272,12 +272,16 @@ def load_images(paths: Sequence[PathLike], size: int, cache: bool = False) -> np
 
 # ---- the user's captions file ------------------------------------------------------------------------------
 
-_SHOWN = 60  # characters of a bad line quoted in an error message
 _CAPTION_NUMBER = re.compile(r"#\d+$")   # Flickr8k: "1000268201_693b08cb0e.jpg#0"
+_NAME_SHOWN = 300   # characters of an image name (a relative path) quoted in an error message
 
 
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, and False for a name the system cannot even look up (too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _outside(name: str) -> bool:
@@ -317,21 +321,21 @@ def read_captions(images_dir: PathLike, captions_file: PathLike, size: int, enco
             continue
         where = f"{captions_file}, line {lineno}"
         if "\t" not in text:
-            raise DataError(f"{where}: no tab between image name and caption: {_shown(text.strip())}")
+            raise DataError(f"{where}: no tab between image name and caption: {shown(text.strip())}")
         name, caption = text.split("\t", 1)
         name = _CAPTION_NUMBER.sub("", name.strip())
         caption = " ".join(caption.split())
         if not name:
             raise DataError(f"{where}: no image name before the tab")
         if not caption_tokens(caption):
-            shown = f": {_shown(caption)}" if caption else ""
-            raise DataError(f"{where}: no caption after the tab{shown}")
+            quoted = f": {shown(caption)}" if caption else ""
+            raise DataError(f"{where}: no caption after the tab{quoted}")
         if _outside(name):
-            raise DataError(f"{where}: image name {name!r} is outside the images directory "
-                            f"(names must be relative to {images_dir}, without '..')")
+            raise DataError(f"{where}: image name {shown(name, _NAME_SHOWN)} is outside the images "
+                            f"directory (names must be relative to {images_dir}, without '..')")
         if name not in refs:
-            if not (images_dir / name).is_file():
-                raise DataError(f"{where}: image {name!r} not found in {images_dir}")
+            if not _is_file(images_dir / name):
+                raise DataError(f"{where}: image {shown(name, _NAME_SHOWN)} not found in {images_dir}")
             refs[name] = []
         refs[name].append(caption)
     if not refs:

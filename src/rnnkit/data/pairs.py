@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 
-from .errors import DataError
+from .errors import DataError, shown
 from .splits import hash_split
 from .text import decoded_lines
 from .vocab import tokenize
@@ -69,13 +69,6 @@ class Pairs:
 
 # ---- the user's TSV files ----------------------------------------------------------------------------
 
-_SHOWN = 60  # characters of a bad line quoted in an error message
-
-
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
-
-
 def read_pairs(path: PathLike, encoding: str = "utf-8", skip_bad_lines: bool = False) -> Pairs:
     """Sentence pairs from a TSV file: ``source<TAB>target`` a line.
 
@@ -95,7 +88,7 @@ def read_pairs(path: PathLike, encoding: str = "utf-8", skip_bad_lines: bool = F
         elif not text.strip():
             continue
         elif "\t" not in text:
-            problem = f"no tab between source and target: {_shown(text.strip())}"
+            problem = f"no tab between source and target: {shown(text.strip())}"
         else:
             source, target = (side.strip() for side in text.split("\t")[:2])
             if source and target:

@@ -27,6 +27,7 @@ Shape legend: N sequences, T time steps, F features per step.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path
@@ -34,9 +35,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, shown
 from .labelled import LabelledData, encode_labels, sorted_classes
+from .text import DEFAULT_CHUNK_SIZE, decoded_chunks, lookup_encoding, open_binary
 
+_COLUMNS_SHOWN = 10  # header names listed in an error message
 
 
 # --- shared helpers ---------------------------------------------------------------------------------
@@ -44,7 +47,7 @@ from .labelled import LabelledData, encode_labels, sorted_classes
 def _require_classes(labels: Sequence[str], where: str, unit: str = "rows") -> list[str]:
     classes = sorted_classes(labels)
     if len(classes) < 2:
-        found = f"only {classes[0]!r}" if classes else "none"
+        found = f"only {shown(classes[0])}" if classes else "none"
         raise DataError(f"{where}: classification needs at least two classes, found {found} "
                         f"in {len(labels)} {unit}")
     return classes
@@ -54,14 +57,19 @@ def _table_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     """(row number, fields) of a CSV/TSV, the header first as row 1; blank rows are skipped."""
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     number = 0
+    lookup_encoding(encoding, path)
     try:
-        with open(path, newline="", encoding=encoding) as fh:
+        with open_binary(path, "a CSV/TSV file") as raw, \
+                io.TextIOWrapper(raw, encoding=encoding, newline="") as fh:
             for number, row in enumerate(csv.reader(fh, delimiter=delimiter), 1):
                 if row:
                     yield number, row
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not {encoding} text (near row {number + 1}: {exc.reason}); "
-                        f"give the file's encoding") from None
+        # The text layer decodes ahead of the rows: find the first bad byte again, exactly.
+        for _ in decoded_chunks(path, encoding, DEFAULT_CHUNK_SIZE):
+            pass
+        raise DataError(f"{path}: not valid {encoding} text ({exc.reason}); did the file change "
+                        f"while it was read?") from None
     except csv.Error as exc:
         raise DataError(f"{path} row {number + 1}: {exc}") from None
 
@@ -74,21 +82,23 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> list[str]:
     header[0] = header[0].lstrip("\ufeff")                           # the byte order mark Excel writes
     if len(set(header)) != len(header):
         twice = sorted({h for h in header if header.count(h) > 1})
-        raise DataError(f"{path} row 1: the header names column {twice[0]!r} more than once")
+        raise DataError(f"{path} row 1: the header names column {shown(twice[0])} more than once")
     return header
 
 
 def _column(header: list[str], name: str, path: Path, what: str) -> int:
     if name not in header:
+        listed = ", ".join(shown(h) for h in header[:_COLUMNS_SHOWN])
+        more = f" and {len(header) - _COLUMNS_SHOWN} more" if len(header) > _COLUMNS_SHOWN else ""
         raise DataError(f"{path}: no {what} column {name!r} in the header; "
-                        f"available columns: {', '.join(repr(h) for h in header)}")
+                        f"available columns: {listed}{more}")
     return header.index(name)
 
 
 def _check_width(row: list[str], header: list[str], number: int, path: Path) -> None:
     if len(row) < len(header):
         raise DataError(f"{path} row {number}: {len(row)} fields, the header has {len(header)} "
-                        f"(column {header[len(row)]!r} is missing)")
+                        f"(column {shown(header[len(row)])} is missing)")
     if len(row) > len(header):
         raise DataError(f"{path} row {number}: {len(row)} fields, the header has {len(header)} "
                         f"(an unquoted delimiter in a value?)")
@@ -97,7 +107,7 @@ def _check_width(row: list[str], header: list[str], number: int, path: Path) -> 
 def _nonempty(row: list[str], index: int, header: list[str], number: int, path: Path) -> str:
     value = row[index].strip()
     if not value:
-        raise DataError(f"{path} row {number}, column {header[index]!r}: the value is empty")
+        raise DataError(f"{path} row {number}, column {shown(header[index])}: the value is empty")
     return value
 
 
@@ -111,9 +121,9 @@ def _number(text: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise DataError(f"{where}: {text!r} is not a number") from None
+        raise DataError(f"{where}: {shown(text)} is not a number") from None
     if not math.isfinite(value):
-        raise DataError(f"{where}: the value {text!r} is not finite")
+        raise DataError(f"{where}: the value {shown(text)} is not finite")
     return value
 
 
@@ -171,12 +181,14 @@ def read_series_table(path: str | os.PathLike, label_column: str | None = "label
         label = "" if label_i is None else _nonempty(row, label_i, header, number, path)
         first_label, first_row = label_of.setdefault(seq, (label, number))
         if label != first_label:
-            raise DataError(f"{path} row {number}, column {header[label_i]!r}: sequence {seq!r} has "
-                            f"label {label!r} here but {first_label!r} in row {first_row}")
+            raise DataError(f"{path} row {number}, column {shown(header[label_i])}: sequence "
+                            f"{shown(seq)} has label {shown(label)} here but {shown(first_label)} "
+                            f"in row {first_row}")
         values = [_number(_nonempty(row, c, header, number, path), f"{path} row {number}, column "
-                          f"{header[c]!r}") for c in feature_is]
+                          f"{shown(header[c])}") for c in feature_is]
         time = 0.0 if time_i is None else _number(
-            _nonempty(row, time_i, header, number, path), f"{path} row {number}, column {header[time_i]!r}")
+            _nonempty(row, time_i, header, number, path),
+            f"{path} row {number}, column {shown(header[time_i])}")
         steps.setdefault(seq, []).append((time, number, values))
     if not steps:
         raise DataError(f"{path}: a header but no data rows")
@@ -187,16 +199,17 @@ def read_series_table(path: str | os.PathLike, label_column: str | None = "label
             seq_steps.sort(key=lambda step: step[0])                # stable: ties keep file order
             for (t0, row0, _), (t1, row1, _) in zip(seq_steps, seq_steps[1:]):
                 if t0 == t1:
-                    raise DataError(f"{path} row {row1}, column {header[time_i]!r}: sequence {seq!r} has "
+                    raise DataError(f"{path} row {row1}, column {shown(header[time_i])}: sequence "
+                                    f"{shown(seq)} has "
                                     f"time {t1:g} twice (rows {row0} and {row1})")
         if max_length is not None and len(seq_steps) > max_length:
-            raise DataError(f"{path}: sequence {seq!r} (from row {label_of[seq][1]}) has {len(seq_steps)} "
+            raise DataError(f"{path}: sequence {shown(seq)} (from row {label_of[seq][1]}) has {len(seq_steps)} "
                             f"steps, more than max_length {max_length}")
         series.append(np.array([values for _, _, values in seq_steps], dtype=np.float32))  # (T_i, F)
     if label_i is None:
         return _unlabelled(path, series)
     labels = [label_of[seq][0] for seq in steps]
-    classes = _require_classes(labels, f"{path} (column {header[label_i]!r})", "sequences")
+    classes = _require_classes(labels, f"{path} (column {shown(header[label_i])})", "sequences")
     return LabelledData(path.name, "series", classes, series, encode_labels(labels, classes),
                         None, None, source=str(path))
 
@@ -294,7 +307,7 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str]]:
         where = f"{source} line {number}"
         if line.startswith("@"):
             if in_data:
-                raise DataError(f"{where}: header line {line.split()[0]!r} after @data")
+                raise DataError(f"{where}: header line {shown(line.split()[0])} after @data")
             keyword, *values = line.split()
             keyword = keyword.lower()
             flag = values[0].lower() if values else ""
@@ -310,7 +323,7 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str]]:
             elif keyword == "@classlabel":
                 if flag != "true" or len(values) < 3:
                     raise DataError(f"{where}: '@classLabel true <label> <label> ...' is needed for "
-                                    f"classification, got {line!r}")
+                                    f"classification, got {shown(line)}")
                 declared = values[1:]
             elif keyword == "@targetlabel" and flag == "true":
                 raise DataError(f"{where}: a regression problem (@targetLabel), not classification")
@@ -320,9 +333,10 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str]]:
         *parts, label = line.split(":")
         label = label.strip()
         if not parts or not label:
-            raise DataError(f"{where}: expected values, ':' and a class label, got {line[:60]!r}")
+            raise DataError(f"{where}: expected values, ':' and a class label, got {shown(line)}")
         if label not in declared:
-            raise DataError(f"{where}: class label {label!r} is not among @classLabel {' '.join(declared)}")
+            raise DataError(f"{where}: class label {shown(label)} is not among @classLabel "
+                            f"{' '.join(declared)}")
         columns = []
         for d, part in enumerate(parts):
             values = [v.strip() for v in part.split(",")]

@@ -42,13 +42,21 @@ def open_binary(path: Path, what: str) -> BinaryIO:
         raise DataError(f"cannot open {path}: {exc.strerror or exc}") from None
 
 
+def lookup_encoding(encoding: str, path: Path) -> codecs.CodecInfo:
+    """The codec of ``encoding``; a `DataError` naming ``path`` when there is none, or when it is
+    not a text encoding (base64, zlib: str.encode refuses those)."""
+    try:
+        info = codecs.lookup(encoding)
+        "".encode(info.name)
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} (reading {path})") from None
+    return info
+
+
 def decoded_chunks(path: Path, encoding: str, chunk_size: int) -> Iterator[str]:
     """A file's text, decoded chunk by chunk with newlines translated; errors name the file and the
     absolute offset of the bad byte. The last chunk yielded may be empty."""
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} (reading {path})") from None
+    decoder = lookup_encoding(encoding, path).incrementaldecoder(errors="strict")
     # The newline decoder wraps the byte decoder exactly as TextIOWrapper does, so a "\r" at the end
     # of one chunk and a "\n" at the start of the next become one newline.
     text_decoder = io.IncrementalNewlineDecoder(decoder, translate=True)
@@ -78,10 +86,7 @@ def decoded_lines(path: Path, encoding: str, what: str) -> Iterator[tuple[int, s
     """(1-based line number, text without its line ending) for each line of a file; a line whose bytes
     are not valid ``encoding`` yields a DataError (line and byte column) instead, so the caller can
     raise it or skip the line. A UTF-8 BOM at the start of the file is dropped."""
-    try:
-        info = codecs.lookup(encoding)
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} (reading {path})") from None
+    info = lookup_encoding(encoding, path)
     # Lines are split on the byte b"\n" before decoding; that is only right for encodings that write
     # "\n" as that single byte (UTF-8, Latin-1, cp1252, ...), not for UTF-16/32.
     if "\n".encode(info.name) != b"\n":

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..attention import ATTENTION
 from ..data.batching import BucketBatches, pad_sequences
+from ..data.errors import data_from
 from ..data.images import (Captioned, caption_tokens, load_image, read_captions, shapes_splits,
                            split_captioned, tuxpaint_splits)
 from ..data.vocab import TokenVocab, vocab_from_json
@@ -102,8 +103,9 @@ def load_splits(d: dict) -> dict[str, Captioned]:
         return shapes_splits(size=d["image_size"])
     if d["dataset"] == "tuxpaint":
         return tuxpaint_splits(size=d["image_size"])
-    return split_captioned(read_captions(d["images"], d["captions"], d["image_size"],
-                                         d["encoding"], cache=True))
+    captioned = read_captions(d["images"], d["captions"], d["image_size"], d["encoding"], cache=True)
+    with data_from(d["captions"]):              # too few images for a split
+        return split_captioned(captioned)
 
 
 def captioned_fingerprint(data: Captioned) -> str:

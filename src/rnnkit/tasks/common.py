@@ -7,6 +7,8 @@ Run directory layout (written by every task):
     summary.json    final and best metrics, steps, seconds
     loss.png        training and validation loss curves
     best.safetensors / last.safetensors   checkpoints (weights + JSON header), written atomically
+    last-prev.safetensors   the checkpoint before ``last``: a resume falls back to it
+    checksums.json  size and sha256 of each checkpoint, verified when one is loaded
 """
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ import torch
 
 from ..data.batching import BucketBatches
 from ..data.corpora import CORPORA, Corpus, load_corpus
+from ..data.errors import data_from
 from ..data.text import read_text, split_train_valid
 from ..files import atomic_write_text
-from ..train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, native_bf16
+from ..train import distributed
+from ..train.trainer import (MAX_CONSECUTIVE_SKIPS, ON_NONFINITE, OPTIMIZERS, SCHEDULES,
+                             TrainConfig, native_bf16)
 
 
 class UsageError(ValueError):
@@ -55,7 +60,13 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: Optional[float],
     g.add_argument("--log-grad-norms", action="store_true",
                    help="write every step's gradient norm (before clipping) to grad_norms.jsonl "
                         "and plot it with the clipping events (grad_norms.png)")
+    g.add_argument("--on-nonfinite", choices=ON_NONFINITE, default="stop",
+                   help="a NaN/Inf loss or gradient: stop with a diagnostic (default), or skip "
+                        f"that batch (stops anyway after {MAX_CONSECUTIVE_SKIPS} in a row)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--deterministic", action="store_true",
+                   help="torch's deterministic algorithms: two runs with one --seed give identical "
+                        "weights on a GPU too (slower there)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16: bfloat16 autocast for the forward pass; auto: bf16 where the "
@@ -63,6 +74,11 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: Optional[float],
     g.add_argument("--out", type=Path, help="run directory (default runs/<task>-<time>)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an interrupted run exactly where its last checkpoint left it")
+    g.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine (torch.distributed, through "
+                        "torchrun; for several machines run torchrun yourself)")
+    g.add_argument("--reshard", action="store_true",
+                   help="--resume with a different number of processes than the run had")
 
 
 def apply_recipe(args: argparse.Namespace, recipe: dict) -> None:
@@ -107,7 +123,8 @@ def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:
                        clip=args.clip or None, clip_value=args.clip_value,
                        eval_every=args.eval_every, log_every=args.log_every,
                        patience=args.patience, seed=args.seed,
-                       log_grad_norms=args.log_grad_norms)
+                       log_grad_norms=args.log_grad_norms, on_nonfinite=args.on_nonfinite,
+                       deterministic=args.deterministic)
 
 
 def per_epoch_evaluation(cfg: TrainConfig, steps_per_epoch: int) -> TrainConfig:
@@ -126,9 +143,19 @@ def resolve_device(name: str) -> torch.device:
         raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
+def default_run_dir(task: str) -> Path:
+    return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def new_run_dir(out: Optional[Path], task: str) -> Path:
-    """Create a fresh run directory; an existing non-empty one is never touched."""
-    run = out or Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """Create a fresh run directory; an existing non-empty one is never touched. In data-parallel
+    training rank 0 creates it and the other ranks only name it (they write nothing there)."""
+    shard = distributed.shard()
+    if out is None and shard.world > 1:
+        raise UsageError("with several processes, name the run directory with --out")
+    run = out or default_run_dir(task)
+    if not shard.main:
+        return run
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
         raise UsageError(f"{run} already exists and is not empty: choose another --out, or "
                          f"continue it with --resume {run}")
@@ -137,7 +164,9 @@ def new_run_dir(out: Optional[Path], task: str) -> Path:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write a run-directory file atomically (rank 0 only in data-parallel training)."""
+    if distributed.shard().main:
+        atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> dict:
@@ -191,7 +220,9 @@ def load_text_corpus(dataset: Optional[str], text_files: Optional[list[str]], en
     if not text_files:
         raise UsageError("give the training text: --dataset NAME or --text FILE [FILE ...]")
     # split_train_valid rejects a bad fraction, and a text that leaves either part empty.
-    train, valid = split_train_valid(read_text(text_files, encoding=encoding), valid_fraction)
+    text = read_text(text_files, encoding=encoding)
+    with data_from(" ".join(str(f) for f in text_files)):
+        train, valid = split_train_valid(text, valid_fraction)
     return Corpus("text", train, valid, " ".join(str(f) for f in text_files))
 
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..data.batching import StreamBatches
 from ..data.corpora import Corpus
+from ..data.errors import data_from
 from ..data.text import read_text
 from ..data.vocab import CharVocab, WordVocab, tokenize, vocab_from_json
 from ..models.language_model import CELLS, LanguageModel, LanguageModelConfig
@@ -162,8 +163,10 @@ def train(args: argparse.Namespace) -> dict:
     data = load_text_corpus(args.dataset, args.text, args.encoding, args.valid_fraction)
     vocab = build_vocab(data, args.level, args.min_count)
     model_cfg = _model_config(args, len(vocab))
-    task = LMTask(encode(vocab, data.train, args.level), encode(vocab, data.valid, args.level),
-                  args.batch_size, args.seq_len, device, "chars" if args.level == "char" else "words")
+    with data_from(data.source):               # too little text for the batch shape
+        task = LMTask(encode(vocab, data.train, args.level), encode(vocab, data.valid, args.level),
+                      args.batch_size, args.seq_len, device,
+                      "chars" if args.level == "char" else "words")
     run = new_run_dir(args.out, TASK)        # only after every input has been checked
     config = {"task": TASK, "model": model_cfg.to_json(), "train": asdict(cfg),
               "data": {"dataset": args.dataset, "text": args.text, "encoding": args.encoding,

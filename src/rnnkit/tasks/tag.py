@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.batching import BucketBatches, pad_sequences
+from ..data.errors import data_from, shown
 from ..data.splits import hash_split
 from ..data.tagging import (TAGSETS, Tagged, allowed_transition, entity_spans, generate_tagged,
                             read_conll, scheme_of, tagging_metrics, to_bio, to_bioes)
@@ -99,7 +100,8 @@ def load_splits(d: dict) -> dict[str, Tagged]:
     else:
         read = lambda path: read_conll(path, d["token_column"], d["tag_column"], d["encoding"])
         data = read(d["conll"])
-        parts = hash_split([" ".join(s) for s in data.sentences], 0.1, 0.1, "sentences")
+        with data_from(d["conll"]):                # too few sentences for a split
+            parts = hash_split([" ".join(s) for s in data.sentences], 0.1, 0.1, "sentences")
         splits = {name: data.select(idx) for name, idx in parts.items()}
         for name, key in (("valid", "dev"), ("test", "test")):
             if d[key]:                     # a file given for a split replaces that part
@@ -160,6 +162,13 @@ class Encoded:
                 self.tags[idx, :T].to(device), lengths.to(device))
 
 
+def split_source(d: dict, name: str) -> str:
+    """Where a split's sentences come from, for messages: its file (--conll, or --dev / --test
+    for the split they give) and the split."""
+    file = {"valid": d["dev"], "test": d["test"]}.get(name) or d["conll"]
+    return f"{file} ({name} split)" if file else f"{name} split"
+
+
 def encode(data: Tagged, vocabs: Vocabs, source: str) -> Encoded:
     """Ids of every sentence; a tag the training data never had is an error naming it."""
     tag_index = {t: i for i, t in enumerate(vocabs.tags)}
@@ -169,8 +178,8 @@ def encode(data: Tagged, vocabs: Vocabs, source: str) -> Encoded:
         try:
             tags.append([tag_index[t] for t in sentence_tags])
         except KeyError as e:
-            raise UsageError(f"{source}: sentence {n + 1} has the tag {e.args[0]!r}, which the "
-                             f"training data never uses") from None
+            raise UsageError(f"{source}: sentence {n + 1} has the tag {shown(e.args[0])}, which "
+                             f"the training data never uses") from None
     word_ids, lengths = pad_sequences(words)
     tag_ids, _ = pad_sequences(tags)
     C = min(MAX_WORD_CHARS, max(len(w) for s in data.sentences for w in s))
@@ -263,7 +272,7 @@ def train(args: argparse.Namespace) -> dict:
     cfg = train_config(args, device)
     splits = load_splits(d)                   # every data error before the run directory exists
     vocabs = Vocabs.build(splits["train"], d["min_count"])
-    enc = {name: encode(part, vocabs, f"{name} split") for name, part in splits.items()}
+    enc = {name: encode(part, vocabs, split_source(d, name)) for name, part in splits.items()}
     cfg = per_epoch_evaluation(cfg, -(-len(splits["train"]) // args.batch_size))
     scheme = scheme_of(splits["train"].tags)
     model_cfg = TaggerConfig(words=len(vocabs.words),
@@ -315,7 +324,8 @@ def _resume(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device if args.device != "auto" else config["device"])
     splits = _checked_splits(run, config)
     vocabs = Vocabs.from_json(read_json(run / "vocab.json"))
-    enc = {name: encode(part, vocabs, f"{name} split") for name, part in splits.items()}
+    enc = {name: encode(part, vocabs, split_source(config["data"], name))
+           for name, part in splits.items()}
     cfg = TrainConfig(**config["train"])
     model = Tagger(TaggerConfig(**config["model"])).to(device)
     task = TagTask(enc["train"], enc["valid"], vocabs, splits["valid"].tags, config["batch_size"],

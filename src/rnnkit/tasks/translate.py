@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..attention import ATTENTION
 from ..data.batching import BucketBatches, pad_sequences
+from ..data.errors import data_from
 from ..data.pairs import (DATE_HELD_OUT, Pairs, dates_splits, detokenize, load_de_en, read_pairs,
                           sentence_tokens, split_pairs)
 from ..data.text import read_text
@@ -127,7 +128,8 @@ def load_splits(d: dict) -> dict[str, Pairs]:
         return split_pairs(load_de_en())
     read = lambda path: read_pairs(path, encoding=d["encoding"], skip_bad_lines=d["skip_bad_lines"])
     pairs = read(d["pairs"])
-    splits, skipped = split_pairs(pairs), pairs.skipped
+    with data_from(d["pairs"]):                  # too few pairs for a split
+        splits, skipped = split_pairs(pairs), pairs.skipped
     for name in ("valid", "test"):               # a file given for a split replaces that part,
         if d[f"{name}_pairs"]:                   # which then goes to training
             train, part = splits["train"], splits[name]

@@ -12,10 +12,11 @@ def _clock(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total_seconds: Optional[float], total_steps: Optional[int], unit: str,
-                 stream: TextIO = sys.stderr) -> None:
+                 stream: Optional[TextIO] = None) -> None:
         self.total_seconds, self.total_steps, self.unit = total_seconds, total_steps, unit
-        self.stream = stream
-        self.tty = stream.isatty()
+        # sys.stderr as it is now, not as it was at import (a redirect_stderr must reach the log).
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.width = 30
 
     def _fraction(self, step: int, seconds: float) -> Optional[float]:

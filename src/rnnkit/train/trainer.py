@@ -2,33 +2,48 @@
 
 A task supplies a :class:`TaskHooks` object (how to get the next batch, how to compute a loss, how to
 evaluate); the trainer owns the rest: optimiser, learning-rate schedule, gradient clipping (by norm,
-and by value as char-rnn does), a guard that stops on a non-finite loss or gradient before anything is
-saved, early stopping on the validation loss, a wall-clock budget, progress output, ``metrics.jsonl``,
-``summary.json``, ``loss.png`` and the ``best``/``last`` checkpoints.
+and by value as char-rnn does), a guard against non-finite losses and gradients, early stopping on the
+validation loss, a wall-clock budget, progress output, ``metrics.jsonl``, ``summary.json``,
+``loss.png`` and the ``best``/``last`` checkpoints.
+
+Non-finite steps: a step whose loss or gradient norm is NaN/Inf never reaches the weights. With
+``on_nonfinite="stop"`` (the default) the run stops with a `NonFiniteError` naming the step, the batch
+(epoch and batch within it), the loss and the gradient norm; with ``"skip"`` the update is refused,
+the line is logged and counted (``skipped_steps`` in summary.json), and training goes on, until
+``MAX_CONSECUTIVE_SKIPS`` in a row stop it anyway (a NaN carried in the task's state, or diverged
+weights, would only repeat). A skipped batch is not a step: ``step`` counts optimizer updates.
 
 Exact resume: the ``last`` checkpoint holds the model, optimiser, schedule, step, the task's data
-position and carried state, and every RNG state; a resumed run continues the same loss curve.
+position and carried state, and every RNG state (Python, NumPy, torch); a resumed run continues the
+same loss curve. When ``last`` fails verification (a run killed between writing it and recording it,
+a corrupted file), the resume falls back to ``last-prev`` with a warning (see checkpoint.py).
+``deterministic`` also turns on torch's deterministic algorithms for the run, so two runs with the
+same seed give identical weights on a GPU too (on a CPU they already do).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..files import atomic_write, atomic_write_text
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..files import atomic_write, atomic_write_text, remove_stale_temps
+from .checkpoint import load_latest, save_checkpoint
 from .progress import Progress
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
+ON_NONFINITE = ("stop", "skip")
+MAX_CONSECUTIVE_SKIPS = 10           # --on-nonfinite skip: this many non-finite steps in a row stop
 GRAD_NORMS = "grad_norms.jsonl"      # with --log-grad-norms: {"step", "grad_norm", "clipped"} a line
 
 
@@ -54,6 +69,8 @@ class TrainConfig:
     seed: int = 0
     precision: str = "fp32"              # bf16: forward under bfloat16 autocast (weights stay fp32)
     log_grad_norms: bool = False         # every step's gradient norm (before clipping) to a file
+    on_nonfinite: str = "stop"           # a NaN/Inf loss or gradient: stop, or skip the step
+    deterministic: bool = False          # torch's deterministic algorithms (and cuBLAS workspace)
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.minutes is None:
@@ -64,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}, got {self.on_nonfinite!r}")
         for name in ("epochs", "minutes", "clip", "clip_value"):
             v = getattr(self, name)
             if v is not None and not v > 0:
@@ -88,7 +107,10 @@ class TaskHooks(Protocol):
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss,
+                       cached_gauss]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -98,6 +120,10 @@ def set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(state["torch"])
+    if "numpy" in state:                 # checkpoints from before NumPy was seeded lack it
+        kind, keys, position, has_gauss, cached_gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss,
+                             cached_gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
@@ -111,8 +137,19 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's generators (CPU and every GPU). rnnkit draws its batches in the
+    training process itself, so there are no data-loader workers to seed."""
     random.seed(seed)
+    np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def use_deterministic_algorithms(device: torch.device) -> None:
+    """torch's deterministic kernels from here on (an op without one raises instead of varying);
+    on CUDA, cuBLAS needs a fixed workspace for that, set before its first use in the process."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -144,6 +181,7 @@ class Trainer:
         self.seconds_before = 0.0            # wall time of earlier (interrupted) segments
         self.plateau_scale = 1.0
         self.loss_sum, self.loss_n = 0.0, 0       # training losses since the last log line
+        self.skipped_steps, self.consecutive_skips = 0, 0    # --on-nonfinite skip
         if resume:
             self._restore()
         else:
@@ -176,17 +214,20 @@ class Trainer:
     def _training_state(self, elapsed: float) -> dict:
         return {"step": self.step, "best_val": self.best_val if math.isfinite(self.best_val) else None,
                 "bad_evals": self.bad_evals, "plateau_scale": self.plateau_scale, "seconds": elapsed,
-                "loss_window": [self.loss_sum, self.loss_n],
+                "loss_window": [self.loss_sum, self.loss_n], "skipped_steps": self.skipped_steps,
                 "optimizer": self.optimizer.state_dict(), "task": self.task.state_dict(),
                 "rng": rng_state()}
 
     def _save(self, name: str, elapsed: float, metrics: dict) -> None:
         meta = dict(self.meta, step=self.step, metrics=metrics)
         state = self._training_state(elapsed) if name == "last" else None
-        save_checkpoint(self.run_dir / f"{name}.safetensors", self.model.state_dict(), meta, state)
+        save_checkpoint(self.run_dir / f"{name}.safetensors", self.model.state_dict(), meta, state,
+                        keep_previous=name == "last")
 
     def _restore(self) -> None:
-        weights, _, state = load_checkpoint(self.run_dir / "last.safetensors")
+        # Falls back to last-prev when last fails verification (killed before it was recorded).
+        weights, _, state, path = load_latest(self.run_dir / "last.safetensors", warn=self.log)
+        remove_stale_temps(self.run_dir)          # what a killed run's atomic writes left
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.task.load_state_dict(state["task"])
@@ -195,11 +236,12 @@ class Trainer:
         self.plateau_scale = state["plateau_scale"]
         # The losses since the last log line: the resumed run logs the same mean as an unbroken one.
         self.loss_sum, self.loss_n = state.get("loss_window", (0.0, 0))
+        self.skipped_steps = state.get("skipped_steps", 0)
         self.seconds_before = state["seconds"]
         set_rng_state(state["rng"])
         truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         truncate_metrics(self.run_dir / GRAD_NORMS, self.step)
-        self.log(f"resumed at step {self.step} from {self.run_dir / 'last.safetensors'}")
+        self.log(f"resumed at step {self.step} from {path}")
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -218,11 +260,14 @@ class Trainer:
         units_since, time_since = 0, time.perf_counter()
         last_eval: dict[str, float] = {}
         # Vanishing gradients end up as subnormal floats, which the CPU handles in microcode: the
-        # backward pass of an RNN whose loss sits at the last step ran 7-16× slower here (torch.nn
+        # backward pass of an RNN whose loss sits at the last step ran 4.7-11× slower here (torch.nn
         # too). Flushing them to zero changes nothing that float32 training could tell apart. The
         # flag is process-wide: it is put back (to torch's default, off) when fit() ends.
         torch.set_flush_denormal(True)
         stop_reason = "budget"
+        deterministic_before = torch.are_deterministic_algorithms_enabled()
+        if cfg.deterministic:
+            use_deterministic_algorithms(self.device)
 
         try:
             while self.budget_fraction(elapsed()) < 1.0:
@@ -230,23 +275,21 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 model.train()
+                batch_position = task.epochs_done()    # where this batch is drawn: for diagnostics
                 # bf16 autocast runs the GEMMs and the fused RNN kernel in bfloat16 (AMX on recent
                 # Xeons, tensor cores on GPUs) with fp32 master weights; backward runs outside it.
                 with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                     enabled=cfg.precision == "bf16"):
                     loss, units = task.train_step(model)
-                if not torch.isfinite(loss):
-                    raise NonFiniteError(f"loss is {loss.item()} at step {self.step + 1}; "
-                                         f"stopping without saving this step")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_value:
                     torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or math.inf)
-                if not torch.isfinite(grad_norm):
-                    raise NonFiniteError(f"gradient norm is {grad_norm.item()} at step "
-                                         f"{self.step + 1} (loss {loss.item():.4f}); stopping "
-                                         f"without saving this step")
+                if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+                    self._refuse_step(loss, grad_norm, batch_position)     # or raise
+                    continue
+                self.consecutive_skips = 0
                 if norms_file:
                     norms_file.write(json.dumps({"step": self.step + 1, "grad_norm": float(grad_norm),
                                                  "clipped": bool(cfg.clip and grad_norm > cfg.clip)})
@@ -287,6 +330,7 @@ class Trainer:
             raise
         finally:
             torch.set_flush_denormal(False)
+            torch.use_deterministic_algorithms(deterministic_before)
             progress.close()
             metrics_file.close()
             if norms_file:
@@ -298,6 +342,25 @@ class Trainer:
         if cfg.log_grad_norms:
             plot_grad_norms(self.run_dir / GRAD_NORMS, self.run_dir / "grad_norms.png", cfg.clip)
         return summary
+
+    def _refuse_step(self, loss: Tensor, grad_norm: Tensor, batch_position: float) -> None:
+        """A non-finite loss or gradient: no update. Raises `NonFiniteError` with the diagnostic
+        (--on-nonfinite stop, or too many skips in a row); else logs and counts the skip."""
+        self.optimizer.zero_grad(set_to_none=True)
+        per_epoch = self.task.steps_per_epoch()
+        epoch = int(batch_position)
+        batch = min(round((batch_position - epoch) * per_epoch), per_epoch - 1)
+        what = (f"loss is {loss.item():.6g} at step {self.step + 1} (epoch {epoch + 1}, batch "
+                f"{batch + 1} of {per_epoch}), gradient norm {grad_norm.item():.6g}")
+        if self.cfg.on_nonfinite == "stop":
+            raise NonFiniteError(f"{what}: stopping without saving this step "
+                                 f"(--on-nonfinite skip would skip it)")
+        self.skipped_steps += 1
+        self.consecutive_skips += 1
+        if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+            raise NonFiniteError(f"{what}: the last {self.consecutive_skips} batches were all "
+                                 f"non-finite; stopping without saving them")
+        self.log(f"skipped: {what} ({self.skipped_steps} skipped so far)")
 
     def _evaluate_and_save(self, metrics_file, seconds: float) -> dict:
         metrics = self.task.evaluate(self.model)
@@ -329,7 +392,7 @@ class Trainer:
                 best = row
         summary = {"task": self.meta.get("task"), "steps": self.step, "seconds": round(seconds, 2),
                    "stop_reason": stop_reason, "epochs": self.task.epochs_done(),
-                   "best_step": best["step"]}
+                   "best_step": best["step"], "skipped_steps": self.skipped_steps}
         for prefix, row in (("final", last_eval), ("best", best)):
             summary.update({f"{prefix}_{k}": v for k, v in row.items() if k not in ("step", "seconds")})
         return summary
@@ -341,11 +404,17 @@ def _write_row(f, row: dict) -> None:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint we resume from (the killed run got further)."""
+    """Drop rows logged after the checkpoint we resume from (the killed run got further), and a
+    last line cut off by the kill."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if lines:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    rows = [line for line in lines if json.loads(line)["step"] <= step]
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 
@@ -369,6 +438,7 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
     fig.tight_layout()
     atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
 
 
 def plot_grad_norms(norms_path: Path, png_path: Path, clip: Optional[float]) -> None:

@@ -243,6 +243,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         if args.task in SINGLE_PROCESS_TASKS:
             raise UsageError(f"torchrun: {SINGLE_PROCESS_TASKS[args.task]}")
         distributed.init(resolve_device(args.device))
+    distributed.allow_reshard(getattr(args, "reshard", False))
     try:
         TRAIN_TASKS[args.task].train(args)
     finally:

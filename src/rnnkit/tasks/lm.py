@@ -90,6 +90,9 @@ class LMTask:
     def load_state_dict(self, state: dict) -> None:
         self.batches.load_state_dict(state["batches"])
         carried = state["state"]
+        h = carried if carried is None or isinstance(carried, Tensor) else carried[0]
+        if h is not None and h.shape[1] != self.batches.inputs.shape[0]:
+            carried = None       # resharded: other rows than the ones carried; start them afresh
         self.state = None if carried is None else map_state(lambda s: s.to(self.device), carried)
 
 

@@ -97,6 +97,25 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+_reshard = False          # set from --reshard by the command line
+
+
+def allow_reshard(allowed: bool) -> None:
+    global _reshard
+    _reshard = allowed
+
+
+def reshard_allowed() -> bool:
+    return _reshard
+
+
+def broadcast(t: torch.Tensor) -> torch.Tensor:
+    """Rank 0's ``t`` to every rank, in place (a no-op in one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast(t, 0)
+    return t
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum ``t`` over the ranks in place (a no-op in one process)."""
     if dist.is_available() and dist.is_initialized():

@@ -1,6 +1,7 @@
 """Progress output: a one-line bar (loss, throughput, ETA) on a terminal, plain log lines otherwise."""
 from __future__ import annotations
 
+import io
 import sys
 from typing import Optional, TextIO
 
@@ -12,10 +13,11 @@ def _clock(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total_seconds: Optional[float], total_steps: Optional[int], unit: str,
-                 stream: Optional[TextIO] = None) -> None:
+                 stream: Optional[TextIO] = None, quiet: bool = False) -> None:
         self.total_seconds, self.total_steps, self.unit = total_seconds, total_steps, unit
-        # sys.stderr as it is now, not as it was at import (a redirect_stderr must reach the log).
-        self.stream = stream or sys.stderr
+        # sys.stderr as it is now, not as it was at import (a redirect_stderr must reach the log);
+        # quiet (data-parallel ranks other than 0): nothing at all.
+        self.stream = io.StringIO() if quiet else stream or sys.stderr
         self.tty = self.stream.isatty()
         self.width = 30
 

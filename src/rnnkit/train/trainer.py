@@ -13,6 +13,12 @@ the line is logged and counted (``skipped_steps`` in summary.json), and training
 ``MAX_CONSECUTIVE_SKIPS`` in a row stop it anyway (a NaN carried in the task's state, or diverged
 weights, would only repeat). A skipped batch is not a step: ``step`` counts optimizer updates.
 
+Data-parallel (``distributed.py``): each process trains on its rows of every global batch; after
+backward one all-reduce sums the gradients, each weighted by its units, with the loss, so every
+rank steps with the gradient of the global batch's mean loss and logs that loss; rank 0 evaluates
+and tells the others the outcome, and writes every file; each other rank keeps its own RNG and task
+state in ``last.rank<r>.safetensors`` beside ``last``.
+
 Exact resume: the ``last`` checkpoint holds the model, optimiser, schedule, step, the task's data
 position and carried state, and every RNG state (Python, NumPy, torch); a resumed run continues the
 same loss curve. When ``last`` fails verification (a run killed between writing it and recording it,
@@ -36,7 +42,9 @@ import torch
 from torch import Tensor, nn
 
 from ..files import atomic_write, atomic_write_text, remove_stale_temps
-from .checkpoint import load_latest, save_checkpoint
+from . import distributed
+from .checkpoint import CheckpointError, load_checkpoint, load_latest, previous_path, \
+    save_checkpoint
 from .progress import Progress
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -173,8 +181,9 @@ class Trainer:
                  meta: dict, device: torch.device, resume: bool = False):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, Path(run_dir)
         self.meta, self.device = meta, device
+        self.shard = distributed.shard()          # rank 0 of 1 unless data-parallel
         self.progress = Progress(total_seconds=cfg.minutes * 60 if cfg.minutes else None,
-                                 total_steps=None, unit=task.unit)
+                                 total_steps=None, unit=task.unit, quiet=not self.shard.main)
         self.log = self.progress.message
         self.optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         self.step, self.best_val, self.bad_evals = 0, math.inf, 0
@@ -182,10 +191,12 @@ class Trainer:
         self.plateau_scale = 1.0
         self.loss_sum, self.loss_n = 0.0, 0       # training losses since the last log line
         self.skipped_steps, self.consecutive_skips = 0, 0    # --on-nonfinite skip
+        self.restored_eval: dict = {}
         if resume:
             self._restore()
         else:
-            seed_everything(cfg.seed)
+            seed_everything(cfg.seed + self.shard.rank)      # dropout masks differ across ranks
+            distributed.broadcast_parameters(model)           # all ranks start from rank 0's model
 
     # -- learning rate ------------------------------------------------------------------------------
 
@@ -216,22 +227,58 @@ class Trainer:
                 "bad_evals": self.bad_evals, "plateau_scale": self.plateau_scale, "seconds": elapsed,
                 "loss_window": [self.loss_sum, self.loss_n], "skipped_steps": self.skipped_steps,
                 "optimizer": self.optimizer.state_dict(), "task": self.task.state_dict(),
-                "rng": rng_state()}
+                "rng": rng_state(), "world_size": self.shard.world}
 
     def _save(self, name: str, elapsed: float, metrics: dict) -> None:
         meta = dict(self.meta, step=self.step, metrics=metrics)
+        if name == "last" and self.shard.world > 1:
+            # Each other rank first keeps what is its own, one at a time (they share the
+            # manifest); rank 0's `last` then records the step they all belong to.
+            for turn in range(1, self.shard.world):
+                if self.shard.rank == turn:
+                    save_checkpoint(self._rank_state_path(), {}, {"step": self.step},
+                                    {"task": self.task.state_dict(), "rng": rng_state()},
+                                    keep_previous=True)
+                distributed.barrier()
+        if not self.shard.main:
+            return
         state = self._training_state(elapsed) if name == "last" else None
         save_checkpoint(self.run_dir / f"{name}.safetensors", self.model.state_dict(), meta, state,
                         keep_previous=name == "last")
 
+    def _rank_state_path(self) -> Path:
+        return self.run_dir / f"last.rank{self.shard.rank}.safetensors"
+
+    def _rank_state(self) -> dict:
+        """This rank's task and RNG state for the step of the ``last`` being resumed: in its file
+        or, when a run was killed between the two saves, in the previous one."""
+        path = self._rank_state_path()
+        for candidate in (path, previous_path(path)):
+            try:
+                _, meta, state = load_checkpoint(candidate)
+            except CheckpointError:
+                continue
+            if meta["step"] == self.step:
+                return state
+        raise CheckpointError(f"{path}: no state of rank {self.shard.rank} for step {self.step} "
+                              f"(the step of the checkpoint being resumed)")
+
     def _restore(self) -> None:
         # Falls back to last-prev when last fails verification (killed before it was recorded).
-        weights, _, state, path = load_latest(self.run_dir / "last.safetensors", warn=self.log)
-        remove_stale_temps(self.run_dir)          # what a killed run's atomic writes left
+        weights, meta, state, path = load_latest(self.run_dir / "last.safetensors", warn=self.log)
+        self.restored_eval = meta.get("metrics") or {}    # a finished run is not evaluated again
+        problem = distributed.world_size_problem(state.get("world_size"), self.shard.world)
+        if problem and not distributed.reshard_allowed():
+            raise CheckpointError(f"refusing to resume {self.run_dir}: {problem}")
+        if self.shard.main:
+            remove_stale_temps(self.run_dir)      # what a killed run's atomic writes left
+        self.step = state["step"]
+        if self.shard.rank and not problem:       # this rank's own data state and RNG
+            state = dict(state, **self._rank_state())
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.task.load_state_dict(state["task"])
-        self.step, self.bad_evals = state["step"], state["bad_evals"]
+        self.bad_evals = state["bad_evals"]
         self.best_val = math.inf if state["best_val"] is None else state["best_val"]
         self.plateau_scale = state["plateau_scale"]
         # The losses since the last log line: the resumed run logs the same mean as an unbroken one.
@@ -239,26 +286,35 @@ class Trainer:
         self.skipped_steps = state.get("skipped_steps", 0)
         self.seconds_before = state["seconds"]
         set_rng_state(state["rng"])
-        truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
-        truncate_metrics(self.run_dir / GRAD_NORMS, self.step)
-        self.log(f"resumed at step {self.step} from {path}")
+        if problem:                               # --reshard: fresh per-rank random streams
+            seed_everything(self.cfg.seed + self.shard.rank + 1_000_003 * self.step)
+        if self.shard.main:
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            truncate_metrics(self.run_dir / GRAD_NORMS, self.step)
+        self.log(f"resumed at step {self.step} from {path}"
+                 + (f" with {self.shard.world} processes (--reshard)" if problem else ""))
 
     # -- the loop ---------------------------------------------------------------------------------------
 
     def fit(self) -> dict:
         cfg, model, task = self.cfg, self.model, self.task
         params = [p for p in model.parameters() if p.requires_grad]
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        main = self.shard.main                    # the rank that writes files
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if main else None
         # One row per step, so that every clipping event shows (the log rows are every 50 steps).
         norms_file = open(self.run_dir / GRAD_NORMS, "a", encoding="utf-8") \
-            if cfg.log_grad_norms else None
+            if cfg.log_grad_norms and main else None
         start = time.perf_counter()
-        elapsed = lambda: self.seconds_before + time.perf_counter() - start
+        clock = lambda: self.seconds_before + time.perf_counter() - start
+        # Data-parallel ranks must agree on the schedule and on when a --minutes budget is spent:
+        # they all read the ranks' mean clock, which every step's all-reduce brings.
+        self.synced_seconds = self.seconds_before
+        elapsed = clock if self.shard.world == 1 else lambda: self.synced_seconds
         progress = self.progress
         if cfg.epochs:
             progress.total_steps = int(cfg.epochs * task.steps_per_epoch())
         units_since, time_since = 0, time.perf_counter()
-        last_eval: dict[str, float] = {}
+        last_eval: dict[str, float] = self.restored_eval
         # Vanishing gradients end up as subnormal floats, which the CPU handles in microcode: the
         # backward pass of an RNN whose loss sits at the last step ran 4.7-11× slower here (torch.nn
         # too). Flushing them to zero changes nothing that float32 training could tell apart. The
@@ -283,6 +339,8 @@ class Trainer:
                     loss, units = task.train_step(model)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.shard.world > 1:
+                    loss, units = self._all_reduce(params, loss.detach(), units, clock())
                 if cfg.clip_value:
                     torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip or math.inf)
@@ -303,7 +361,7 @@ class Trainer:
 
                 if self.step % cfg.log_every == 0:
                     now = time.perf_counter()
-                    rate = units_since / max(now - time_since, 1e-9)
+                    rate = units_since / max(now - time_since, 1e-9)     # all ranks' units
                     row = {"step": self.step, "train_loss": self.loss_sum / self.loss_n,
                            "grad_norm": float(grad_norm), "lr": lr,
                            f"{task.unit}_per_s": rate, "epoch": task.epochs_done(),
@@ -332,9 +390,12 @@ class Trainer:
             torch.set_flush_denormal(False)
             torch.use_deterministic_algorithms(deterministic_before)
             progress.close()
-            metrics_file.close()
+            if metrics_file:
+                metrics_file.close()
             if norms_file:
                 norms_file.close()
+        if not main:
+            raise distributed.WorkerDone()
 
         summary = self._summary(last_eval, elapsed(), stop_reason)
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -362,8 +423,32 @@ class Trainer:
                                  f"non-finite; stopping without saving them")
         self.log(f"skipped: {what} ({self.skipped_steps} skipped so far)")
 
+    def _all_reduce(self, params: list[Tensor], loss: Tensor, units: int, seconds: float
+                    ) -> tuple[Tensor, int]:
+        """Data-parallel: one all-reduce of every rank's gradients, loss and clock, each gradient
+        and loss weighted by the rank's units; leaves in every ``p.grad`` the gradient of the mean
+        loss over the global batch (what one process would compute on it) and returns that mean
+        loss and the global units. A NaN on any rank reaches every rank, so all refuse the step."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads] +
+                         [loss.reshape(1).to(grads[0].dtype), grads[0].new_ones(1)]) * units
+        flat = torch.cat([flat, flat.new_tensor([seconds])])
+        distributed.all_reduce_sum(flat)
+        total = flat[-2]
+        self.synced_seconds = float(flat[-1]) / self.shard.world
+        offset = 0
+        for p, g in zip(params, grads):
+            p.grad = (flat[offset: offset + g.numel()] / total).view_as(g)
+            offset += g.numel()
+        return flat[-3] / total, int(total)
+
     def _evaluate_and_save(self, metrics_file, seconds: float) -> dict:
-        metrics = self.task.evaluate(self.model)
+        metrics = self.task.evaluate(self.model) if self.shard.main else {}
+        if self.shard.world > 1:                  # rank 0's verdict, so that all ranks decide alike
+            verdict = torch.tensor([metrics.get("val_loss", 0.0),
+                                    float(bool(metrics.get("target_reached")))], dtype=torch.float64)
+            distributed.broadcast(verdict)
+            metrics = metrics or {"val_loss": float(verdict[0]), "target_reached": bool(verdict[1])}
         val = metrics["val_loss"]
         if not math.isfinite(val):
             raise NonFiniteError(f"validation loss is {val} at step {self.step}; not saved")
@@ -399,6 +484,8 @@ class Trainer:
 
 
 def _write_row(f, row: dict) -> None:
+    if f is None:                    # a data-parallel rank other than 0 writes no files
+        return
     f.write(json.dumps(row) + "\n")
     f.flush()
 
@@ -431,14 +518,8 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
         ax.plot(*zip(*train), label="train", lw=1)
     if val:
         ax.plot(*zip(*val), "o-", label="validation", lw=1.5, ms=3)
-    ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per unit)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-
+    _finish(plt, fig, ax, png_path)
 
 
 def plot_grad_norms(norms_path: Path, png_path: Path, clip: Optional[float]) -> None:
@@ -457,8 +538,13 @@ def plot_grad_norms(norms_path: Path, png_path: Path, clip: Optional[float]) -> 
         ax.plot([r["step"] for r in clipped], [r["grad_norm"] for r in clipped], "x", color="C3",
                 ms=4, label=f"clipped ({len(clipped)} of {len(rows)} steps)")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
     ax.set_ylabel("‖∇ loss‖ before clipping")
+    _finish(plt, fig, ax, png_path)
+
+
+def _finish(plt, fig, ax, png_path: Path) -> None:
+    """A curve over training steps: axis label, grid, legend, then the PNG (atomically)."""
+    ax.set_xlabel("step")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

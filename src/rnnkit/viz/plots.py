@@ -16,6 +16,13 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """Lay out, write the PNG atomically, and free the figure."""
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    _pyplot().close(fig)
+
+
 def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
                    title: str = "") -> None:
     """A confusion matrix: rows are the true classes, columns the predicted ones; each cell shows its
@@ -39,9 +46,7 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
                         color="white" if shade[i][j] > 0.5 else "black")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_forecast(path: Path, x, y, origins, horizon: int, forecasts, baseline=None, *,
@@ -65,9 +70,7 @@ def plot_forecast(path: Path, x, y, origins, horizon: int, forecasts, baseline=N
     ax.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_word_map(path: Path, words: Sequence[str], xy, title: str = "") -> None:
@@ -81,9 +84,7 @@ def plot_word_map(path: Path, words: Sequence[str], xy, title: str = "") -> None
     ax.set_ylabel("second principal component")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_attention(path: Path, examples: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray]],
@@ -106,9 +107,7 @@ def plot_attention(path: Path, examples: Sequence[tuple[Sequence[str], Sequence[
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_caption_attention(path: Path, examples: Sequence[tuple[np.ndarray, Sequence[str], np.ndarray]]
@@ -132,9 +131,7 @@ def plot_caption_attention(path: Path, examples: Sequence[tuple[np.ndarray, Sequ
             ax.set_title(word, fontsize=8)
         for ax in row:
             ax.axis("off")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_gradient_profiles(path: Path, result: dict) -> None:
@@ -163,9 +160,7 @@ def plot_gradient_profiles(path: Path, result: dict) -> None:
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("gradient norm (mean over the batch)")
     axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_gate_statistics(path: Path, stats: Sequence[dict], title: str = "") -> None:
@@ -194,6 +189,4 @@ def plot_gate_statistics(path: Path, stats: Sequence[dict], title: str = "") -> 
             hist.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)

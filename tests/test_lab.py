@@ -234,6 +234,7 @@ def test_lab_bad_input(lm_run, tmp_path, capsys, fails):
     odd.write_text("ROMEO: ζ", encoding="utf-8")
     fails(["lab", "neurons", str(lm_run), "--text", str(odd)], capsys, "never saw")
     fails(["lab", "memory", "--length", "1"], capsys, "--length must be at least 2")
+    fails(["lab", "gradients", "--nproc", "2"], capsys, "leave out --nproc")
     out = tmp_path / "mem"
     assert main(["lab", "memory", "--length", "3", "--cell", "rnn", "--steps", "2",
                  "--eval-every", "1", "--hidden", "4", "--out", str(out)]) == 0

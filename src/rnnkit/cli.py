@@ -14,8 +14,8 @@ from typing import Optional
 
 from .data.abc_midi import abc_to_midi
 from .data.errors import DataError
-from .serve import serve
 from .lab import gradients, inside, memory
+from .serve import serve
 from .tasks import caption, classify, forecast, lm, markov, tag, translate, word2vec
 from .tasks.common import UsageError, default_run_dir, read_run_config, resolve_device
 from .train import distributed

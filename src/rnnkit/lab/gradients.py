@@ -24,8 +24,8 @@ from torch import Tensor
 from ..tasks.common import UsageError, add_training_arguments, new_run_dir, resolve_device, \
     write_json
 from ..viz.plots import plot_gradient_profiles
-from .memory import CELLS, GENERATORS, STEPS_PER_EPOCH, MemoryModel, MemoryModelConfig, load_run, \
-    run_dir_name, task_loss, train_run
+from .memory import CELLS, GENERATORS, STEPS_PER_EPOCH, MemoryModel, MemoryModelConfig, \
+    check_single_process, load_run, run_dir_name, task_loss, train_run
 
 PROFILE_TASKS = ("adding", "parity")       # tasks whose loss sits at the last step only
 
@@ -82,6 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def gradients(args: argparse.Namespace) -> dict:
     """``rnnkit lab gradients``: profiles per cell at initialisation and after training, written to
     OUT/gradients.json and OUT/gradients.png."""
+    check_single_process(args)
     if args.length < 2:
         raise UsageError(f"--length must be at least 2, got {args.length}")
     if args.train_steps < 0:

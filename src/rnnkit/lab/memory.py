@@ -212,6 +212,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(schedule="constant")    # a decaying rate stalls the escape from the plateau
 
 
+def check_single_process(args: argparse.Namespace) -> None:
+    """The lab's runs are small: one process each (the shared flags include --nproc)."""
+    if args.nproc != 1:
+        raise UsageError("rnnkit lab runs in one process: leave out --nproc")
+
+
 def run_dir_name(task: str, cell: str, length: int) -> str:
     return f"{task}-{cell}-T{length}"
 
@@ -247,6 +253,7 @@ def load_run(run: Path, device: torch.device) -> tuple[MemoryModel, dict]:
 
 def memory(args: argparse.Namespace) -> dict:
     """``rnnkit lab memory``: every (cell, length) asked, one run directory each, and a table."""
+    check_single_process(args)
     if args.resume:
         config = read_json(args.resume / "config.json")
         if config.get("task") != "memory":

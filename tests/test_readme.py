@@ -21,6 +21,10 @@ def test_readme_python_example_runs_as_written(tmp_path, capsys):
     assert torch.all(out[1, 4:] == 0) and torch.all(out[2, 7:] == 0)
     assert torch.all(out[0] != 0)
     assert ns["h"].shape == (3, 16) and torch.equal(lengths, torch.tensor([10, 4, 7]))
+    assert ns["y"].shape == (3, 10, 32) and torch.all(ns["y"][1, 4:] == 0)
+    forget = ns["records"][0]["f"]                                # layer 0, forward direction
+    assert forget.shape == (3, 10, 16) and bool(((forget > 0) & (forget < 1))[0].all())
+    assert torch.all(forget[1, 4:] == 0)                          # nothing past a row's end
 
 
 def test_readme_starts_with_the_two_commands():

@@ -1,0 +1,118 @@
+"""Parallel-scan cells (minGRU, minLSTM): the log-space scan equals the step loop, forward and
+backward; variable lengths, directions, stacking and streaming behave as in the other layers."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit import MinGRU, MinLSTM
+from rnnkit.scan import g, scan_log
+
+F64 = dict(dtype=torch.float64)
+CELLS = [MinGRU, MinLSTM]
+
+
+def run(layer, x, impl, **kw):
+    layer.impl = impl
+    x = x.clone().requires_grad_()
+    out, h = layer(x, **kw)
+    (out.sin().sum() + h.cos().sum()).backward()
+    grads = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    return out.detach(), h.detach(), x.grad, grads
+
+
+@pytest.mark.parametrize("cls", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_scan_equals_the_loop_forward_and_backward(cls, bidirectional):
+    torch.manual_seed(0)
+    layer = cls(3, 5, num_layers=2, bidirectional=bidirectional, batch_first=True, **F64)
+    x, lengths = torch.randn(4, 9, 3, **F64), torch.tensor([9, 3, 0, 6])
+    D = 2 if bidirectional else 1
+    h0 = torch.rand(2 * D, 4, 5, **F64) + 0.1                    # states of these cells are > 0
+    for kw in ({"lengths": lengths}, {"hx": h0}, {"lengths": lengths, "hx": h0}):
+        scan, loop = run(layer, x, "scan", **kw), run(layer, x, "loop", **kw)
+        for a, b in zip(scan[:3], loop[:3]):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+        for a, b in zip(scan[3], loop[3]):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_a_padded_row_is_that_row_alone_and_padding_never_leaks(cls):
+    torch.manual_seed(1)
+    layer = cls(2, 4, bidirectional=True, **F64)
+    x = torch.randn(7, 3, 2, **F64)
+    x[5:, 1] = float("nan")                                          # padding of row 1 (length 5)
+    for impl in ("scan", "loop"):
+        layer.impl = impl
+        out, h = layer(x, lengths=[7, 5, 2])
+        (out.sum() + h.sum()).backward()
+        assert all(bool(torch.isfinite(p.grad).all()) for p in layer.parameters())
+        layer.zero_grad()
+        with torch.no_grad():
+            alone, h_alone = layer(x[:5, 1:2])
+        torch.testing.assert_close(out[:5, 1:2].detach(), alone)
+        torch.testing.assert_close(h[:, 1:2].detach(), h_alone)
+        assert out[5:, 1].abs().sum().item() == 0
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_streaming_in_chunks_equals_one_run(cls):
+    torch.manual_seed(2)
+    layer = cls(3, 6, num_layers=2, **F64)
+    x = torch.randn(12, 2, 3, **F64)
+    for impl in ("scan", "loop"):
+        layer.impl = impl
+        whole, h_whole = layer(x)
+        first, h = layer(x[:5])
+        second, h = layer(x[5:], h)
+        torch.testing.assert_close(torch.cat([first, second]), whole)
+        torch.testing.assert_close(h, h_whole)
+
+
+def test_min_gru_step_is_the_papers_equation():
+    torch.manual_seed(3)
+    layer = MinGRU(3, 4, batch_first=True, impl="loop", **F64)
+    x, h0 = torch.randn(2, 1, 3, **F64), torch.rand(1, 2, 4, **F64) + 0.1
+    out, _ = layer(x, h0)
+    k, pre = torch.nn.functional.linear(x[:, 0], layer.weight_ih_l0, layer.bias_ih_l0).chunk(2, -1)
+    z = torch.sigmoid(k)
+    torch.testing.assert_close(out[:, 0], (1 - z) * h0[0] + z * g(pre))
+
+
+def test_min_lstm_gates_are_normalised():
+    torch.manual_seed(4)
+    layer = MinLSTM(3, 4, impl="loop", **F64)
+    x_proj = torch.randn(5, 12, **F64)
+    log_a, log_b = layer.log_coefficients(x_proj)
+    kf, ki, pre = x_proj.chunk(3, -1)
+    f, i = torch.sigmoid(kf), torch.sigmoid(ki)
+    torch.testing.assert_close(log_a.exp(), f / (f + i))
+    torch.testing.assert_close(log_b.exp(), i / (f + i) * g(pre))
+
+
+def test_log_space_scan_is_the_linear_recurrence():
+    a, b, h0 = torch.rand(2, 6, 3, **F64) + 0.01, torch.rand(2, 6, 3, **F64), torch.rand(2, 3, **F64)
+    h, expected = h0, []
+    for t in range(6):
+        h = a[:, t] * h + b[:, t]
+        expected.append(h)
+    torch.testing.assert_close(scan_log(a.log(), b.log(), h0), torch.stack(expected, 1))
+
+
+def test_g_is_positive_and_continuous():
+    v = torch.linspace(-20, 20, 4001, **F64)
+    assert bool((g(v) > 0).all())
+    assert float(g(torch.tensor(-1e-12, **F64))) == pytest.approx(float(g(torch.tensor(0.0, **F64))))
+
+
+def test_implementation_choice_is_explicit():
+    layer = MinGRU(2, 3)
+    x = torch.randn(4, 1, 2)
+    layer(x)
+    assert layer.last_impl == "loop"                   # on a CPU the loop is the faster here
+    with pytest.raises(ValueError, match="positive h_0"):
+        MinGRU(2, 3, impl="scan")(x, torch.zeros(1, 1, 3))
+    with pytest.raises(ValueError, match="impl must be one of"):
+        MinGRU(2, 3, impl="fused")

@@ -7,7 +7,8 @@ Same constructor, parameter names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``w
 shapes, return values and ``PackedSequence`` handling as torch.nn, so ``load_state_dict`` works both
 ways. Extras, keyword-only: ``forward(..., lengths=)`` without packing; LSTM ``peephole``,
 ``layer_norm``, ``forget_bias``; GRU ``reset_after`` and ``layer_norm``; ``recurrent_dropout``
-(variational) and ``zoneout``, both active only in ``train()``.
+(variational) and ``zoneout``, both active only in ``train()``; ``checkpoint_every=K`` (gradient
+checkpointing over chunks of K steps: memory grows with T/K for one more forward pass).
 
 Two implementations, chosen explicitly and reported in ``layer.last_impl``:
 
@@ -46,7 +47,8 @@ class _RecurrentLayer(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto",
+                 checkpoint_every: Optional[int] = None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
@@ -68,6 +70,14 @@ class _RecurrentLayer(nn.Module):
         self.recurrent_dropout, self.zoneout = float(recurrent_dropout), float(zoneout)
         self.impl = impl
         self.last_impl: Optional[str] = None
+        if checkpoint_every is not None:
+            if checkpoint_every <= 0:
+                raise ValueError(f"{self.cell_name}: checkpoint_every must be positive, got "
+                                 f"{checkpoint_every}")
+            if bidirectional:
+                raise ValueError(f"{self.cell_name}: checkpoint_every runs the sequence in chunks "
+                                 f"left to right, which a bidirectional layer cannot")
+        self.checkpoint_every = checkpoint_every
 
         kw = {"device": device, "dtype": dtype}
         G, H_out = self.gates * hidden_size, proj_size or hidden_size
@@ -173,7 +183,11 @@ class _RecurrentLayer(nn.Module):
 
         self.last_impl = self._choose_impl()
         run = self._forward_fused if self.last_impl == "fused" else self._forward_loop
-        out, state = run(x, state0, lengths)                              # (T, B, D·H_out)
+        K = self.checkpoint_every
+        if K and T > K and torch.is_grad_enabled():
+            out, state = self._forward_checkpointed(run, x, state0, lengths, K)
+        else:
+            out, state = run(x, state0, lengths)                          # (T, B, D·H_out)
 
         if packed:
             # Re-pack in the input's own sorted order, so that data and batch_sizes line up with it.
@@ -186,6 +200,27 @@ class _RecurrentLayer(nn.Module):
         if unbatched:
             return out.squeeze(1), map_state(lambda s: s.squeeze(1), state)
         return (out.transpose(0, 1) if self.batch_first else out), state
+
+    def _forward_checkpointed(self, run, x: Tensor, state0: State, lengths: Optional[Tensor],
+                              K: int):
+        """Gradient checkpointing over time (the lectures' out-of-memory problem of long unrolls):
+        the sequence runs in chunks of K steps, carrying the state; backward keeps only the states
+        between chunks and re-runs one chunk at a time, so memory grows with T/K, not T, for one
+        more forward pass. Same outputs and gradients (torch.utils.checkpoint restores the RNG
+        state for dropout); a recurrent-dropout mask is drawn per chunk."""
+        from torch.utils.checkpoint import checkpoint
+
+        def chunk(xs: Tensor, chunk_lengths: Optional[Tensor], *state: Tensor):
+            out, new = run(xs, state[0] if len(state) == 1 else state, chunk_lengths)
+            return (out, new) if isinstance(new, Tensor) else (out, *new)
+
+        outs, state = [], (state0,) if isinstance(state0, Tensor) else tuple(state0)
+        for start in range(0, x.shape[0], K):
+            xs = x[start: start + K]                                       # (≤K, B, I)
+            ls = None if lengths is None else (lengths - start).clamp(0, xs.shape[0])
+            out, *state = checkpoint(chunk, xs, ls, *state, use_reentrant=False)
+            outs.append(out)
+        return torch.cat(outs), (state[0] if len(state) == 1 else tuple(state))
 
     def _initial_state(self, x: Tensor, hx: Optional[State], unbatched: bool) -> State:
         B, LD = x.shape[1], self.num_layers * self.num_directions
@@ -355,13 +390,14 @@ class RNN(_RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto",
+                 checkpoint_every: Optional[int] = None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, recurrent_dropout=recurrent_dropout,
-                         zoneout=zoneout, impl=impl)
+                         zoneout=zoneout, impl=impl, checkpoint_every=checkpoint_every)
         self.reset_parameters()
 
     def _fused_kernel(self):
@@ -390,11 +426,13 @@ class LSTM(_RecurrentLayer):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
                  layer_norm: bool = False, forget_bias: float = 0.0,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto",
+                 checkpoint_every: Optional[int] = None) -> None:
         self.peephole, self.forget_bias = peephole, float(forget_bias)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, layer_norm=layer_norm,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, impl=impl)
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, impl=impl,
+                         checkpoint_every=checkpoint_every)
         self.reset_parameters()
 
     def _add_extra_parameters(self, suffix, kw):
@@ -452,11 +490,13 @@ class GRU(_RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, reset_after: bool = True, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto") -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, impl: str = "auto",
+                 checkpoint_every: Optional[int] = None) -> None:
         self.reset_after = reset_after
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, layer_norm=layer_norm,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, impl=impl)
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, impl=impl,
+                         checkpoint_every=checkpoint_every)
         self.reset_parameters()
 
     def _add_extra_parameters(self, suffix, kw):

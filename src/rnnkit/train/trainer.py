@@ -446,7 +446,8 @@ class Trainer:
         metrics = self.task.evaluate(self.model) if self.shard.main else {}
         if self.shard.world > 1:                  # rank 0's verdict, so that all ranks decide alike
             verdict = torch.tensor([metrics.get("val_loss", 0.0),
-                                    float(bool(metrics.get("target_reached")))], dtype=torch.float64)
+                                    float(bool(metrics.get("target_reached")))],
+                                   dtype=torch.float64, device=self.device)    # NCCL: on the GPU
             distributed.broadcast(verdict)
             metrics = metrics or {"val_loss": float(verdict[0]), "target_reached": bool(verdict[1])}
         val = metrics["val_loss"]

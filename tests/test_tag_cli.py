@@ -115,3 +115,15 @@ def test_bad_conll_files_name_the_line(corpus, tmp_path, capsys, fails):
            "--out", str(tmp_path / "r")], capsys, "the tag 'B-MISC', which the training data never uses")
     fails(["train", "tag", "--out", str(tmp_path / "r")], capsys, "--conll FILE or --dataset")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_whose_test_file_changed_is_refused(crf_run, corpus, capsys, fails):
+    test_file = corpus["ner-test"]
+    original = test_file.read_text(encoding="utf-8")
+    try:
+        # Without its first sentence (the first block is the -DOCSTART- line).
+        test_file.write_text("\n\n".join(original.split("\n\n")[2:]), encoding="utf-8")
+        fails(["eval", str(crf_run)], capsys, "the data has changed since this run was trained")
+    finally:
+        test_file.write_text(original, encoding="utf-8")       # the module's other tests read it
+    assert main(["eval", str(crf_run), "--json"]) == 0

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..layers import GRU, LSTM, RNN
 from ..tasks.common import UsageError, add_training_arguments, new_run_dir, read_json, \
-    resolve_device, train_config, write_json
+    resolve_device, resume_device, train_config, write_json
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 
@@ -258,7 +258,7 @@ def memory(args: argparse.Namespace) -> dict:
         config = read_json(args.resume / "config.json")
         if config.get("task") != "memory":
             raise UsageError(f"{args.resume} is not a `lab memory` run")
-        device = resolve_device(args.device if args.device != "auto" else config["device"])
+        device = resume_device(args, config)
         _fit(args.resume, config, device, resume=True)
         return {"runs": [_result(args.resume, config)]}
     if any(t < 2 for t in args.length):

@@ -38,9 +38,9 @@ from ..models.captioner import Captioner, CaptionerConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_caption_attention
-from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe,
-                     checkpoint_path, new_run_dir, per_epoch_evaluation, read_json, resolve_device,
-                     resumable_config, train_config, write_json)
+from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe, checkpoint_path,
+                     new_run_dir, per_epoch_evaluation, read_json, refuse_changed_test_split,
+                     resolve_device, resumable_config, resume_device, train_config, write_json)
 
 TASK = "caption"
 DATASETS = ("shapes", "tuxpaint")
@@ -230,7 +230,7 @@ def _fit_and_test(run: Path, config: dict, vocab: TokenVocab, model: Captioner, 
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
     config = resumable_config(run, TASK, "a captioning run")
-    device = resolve_device(args.device if args.device != "auto" else config["device"])
+    device = resume_device(args, config)
     splits = _checked_splits(run, config)
     vocab = vocab_from_json(read_json(run / "vocab.json"))
     cfg = TrainConfig(**config["train"])
@@ -242,9 +242,8 @@ def _resume(args: argparse.Namespace) -> dict:
 
 def _checked_splits(run: Path, config: dict) -> dict[str, Captioned]:
     splits = load_splits(config["data"])
-    if captioned_fingerprint(splits["test"]) != config["data"]["test_fingerprint"]:
-        raise UsageError(f"{run}: the images or captions have changed since this run was trained "
-                         f"(its test split no longer matches)")
+    refuse_changed_test_split(run, config, captioned_fingerprint(splits["test"]),
+                              "the images or captions have")
     return splits
 
 

@@ -40,9 +40,10 @@ from ..models.text_cnn import TextCNN, TextCNNConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_confusion
-from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe,
-                     checkpoint_path, new_run_dir, per_epoch_evaluation, read_json,
-                     read_run_config, resolve_device, resumable_config, train_config, write_json)
+from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe, checkpoint_path,
+                     new_run_dir, per_epoch_evaluation, read_json, read_run_config,
+                     refuse_changed_test_split, resolve_device, resumable_config, resume_device,
+                     train_config, write_json)
 
 TASK = "classify"
 
@@ -484,7 +485,7 @@ def _resume(args: argparse.Namespace) -> dict:
     if "cv" in read_run_config(run):
         raise UsageError(f"{run} is a cross-validation run: resume one fold's directory")
     config = resumable_config(run, TASK, "a classification run")
-    device = resolve_device(args.device if args.device != "auto" else config["device"])
+    device = resume_device(args, config)
     vocab = vocab_from_json(read_json(run / "vocab.json")) if config["data"]["kind"] == "text" else None
     d = config["data"]
     enc = encode_splits(_checked_splits(run, config, load_data(d)), d, vocab, config["source"])
@@ -501,9 +502,7 @@ def _checked_splits(run: Path, config: dict, data: LabelledData) -> dict[str, tu
     """The run's splits rebuilt from its data, refused if the data changed since training."""
     d = config["data"]
     splits = make_splits(data, d)
-    if split_fingerprint(*splits["test"]) != d["test_fingerprint"]:
-        raise UsageError(f"{run}: the data has changed since this run was trained (its test split "
-                         f"no longer matches)")
+    refuse_changed_test_split(run, config, split_fingerprint(*splits["test"]), "the data has")
     return splits
 
 

@@ -147,6 +147,19 @@ def default_run_dir(task: str) -> Path:
     return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def resume_device(args: argparse.Namespace, config: dict) -> torch.device:
+    """The device a resumed run continues on: --device if given, else the one it was trained on."""
+    return resolve_device(args.device if args.device != "auto" else config["device"])
+
+
+def refuse_changed_test_split(run: Path, config: dict, fingerprint: str, what: str) -> None:
+    """A run is resumed or evaluated only on the data it was trained on: the test split rebuilt
+    now must have the fingerprint the run recorded."""
+    if fingerprint != config["data"]["test_fingerprint"]:
+        raise UsageError(f"{run}: {what} changed since this run was trained (its test split no "
+                         f"longer matches)")
+
+
 def new_run_dir(out: Optional[Path], task: str) -> Path:
     """Create a fresh run directory; an existing non-empty one is never touched. In data-parallel
     training rank 0 creates it and the other ranks only name it (they write nothing there)."""

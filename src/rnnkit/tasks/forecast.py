@@ -47,7 +47,8 @@ from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_forecast
 from .common import (UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     per_epoch_evaluation, resolve_device, resumable_config, train_config, write_json)
+                     per_epoch_evaluation, resolve_device, resumable_config, resume_device,
+                     train_config, write_json)
 
 TASK = "forecast"
 
@@ -418,7 +419,7 @@ def _fit_and_test(run: Path, config: dict, model: Forecaster, task: ForecastTask
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
     config = resumable_config(run, TASK, "a forecasting run")
-    device = resolve_device(args.device if args.device != "auto" else config["device"])
+    device = resume_device(args, config)
     series, prep = _checked_data(run, config)
     cfg = TrainConfig(**config["train"])
     model_cfg = ForecasterConfig(**config["model"])

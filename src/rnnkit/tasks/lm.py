@@ -26,8 +26,8 @@ from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..unroll import detach_state, map_state
 from .common import (UsageError, add_text_arguments, add_training_arguments, checkpoint_path,
-                     corpus_fingerprint, load_text_corpus, new_run_dir, read_json,
-                     resolve_device, resumable_config, train_config, write_json)
+                     corpus_fingerprint, load_text_corpus, new_run_dir, read_json, resolve_device,
+                     resumable_config, resume_device, train_config, write_json)
 
 TASK = "lm"
 
@@ -216,7 +216,7 @@ def _resume(args: argparse.Namespace) -> dict:
         raise UsageError(f"refusing to resume {run}: the training data differs from the "
                          f"checkpoint's (sha256 {corpus_fingerprint(data)[:12]}… vs "
                          f"{d['fingerprint'][:12]}…)")
-    device = resolve_device(args.device if args.device != "auto" else config["device"])
+    device = resume_device(args, config)
     task = LMTask(encode(vocab, data.train, d["level"]), encode(vocab, data.valid, d["level"]),
                   config["batch_size"], config["seq_len"], device,
                   "chars" if d["level"] == "char" else "words")

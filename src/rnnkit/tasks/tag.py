@@ -36,8 +36,8 @@ from ..models.tagger import CELLS, Tagger, TaggerConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from .common import (BatchedTask, UsageError, add_training_arguments, checkpoint_path, new_run_dir,
-                     per_epoch_evaluation, read_json, resolve_device, resumable_config,
-                     train_config, write_json)
+                     per_epoch_evaluation, read_json, refuse_changed_test_split, resolve_device,
+                     resumable_config, resume_device, train_config, write_json)
 
 TASK = "tag"
 MAX_WORD_CHARS = 20          # longer words keep their first 20 characters for the char features
@@ -321,7 +321,7 @@ def _fit_and_test(run: Path, config: dict, vocabs: Vocabs, model: Tagger, task: 
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
     config = resumable_config(run, TASK, "a tagging run")
-    device = resolve_device(args.device if args.device != "auto" else config["device"])
+    device = resume_device(args, config)
     splits = _checked_splits(run, config)
     vocabs = Vocabs.from_json(read_json(run / "vocab.json"))
     enc = {name: encode(part, vocabs, split_source(config["data"], name))
@@ -335,9 +335,7 @@ def _resume(args: argparse.Namespace) -> dict:
 
 def _checked_splits(run: Path, config: dict) -> dict[str, Tagged]:
     splits = load_splits(config["data"])
-    if tagged_fingerprint(splits["test"]) != config["data"]["test_fingerprint"]:
-        raise UsageError(f"{run}: the data has changed since this run was trained (its test split "
-                         f"no longer matches)")
+    refuse_changed_test_split(run, config, tagged_fingerprint(splits["test"]), "the data has")
     return splits
 
 

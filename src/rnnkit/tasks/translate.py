@@ -39,9 +39,9 @@ from ..models.seq2seq import CELLS, Seq2Seq, Seq2SeqConfig
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
 from ..viz.plots import plot_attention
-from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe,
-                     checkpoint_path, new_run_dir, per_epoch_evaluation, read_json, resolve_device,
-                     resumable_config, train_config, write_json)
+from .common import (BatchedTask, UsageError, add_training_arguments, apply_recipe, checkpoint_path,
+                     new_run_dir, per_epoch_evaluation, read_json, refuse_changed_test_split,
+                     resolve_device, resumable_config, resume_device, train_config, write_json)
 
 TASK = "translate"
 DATASETS = ("de-en", "dates")
@@ -301,7 +301,7 @@ def _fit_and_test(run: Path, config: dict, vocabs: dict, model: nn.Module, task:
 def _resume(args: argparse.Namespace) -> dict:
     run = args.resume
     config = resumable_config(run, TASK, "a translation run")
-    device = resolve_device(args.device if args.device != "auto" else config["device"])
+    device = resume_device(args, config)
     d = config["data"]
     splits = _checked_splits(run, config)
     vocabs = _vocabs(read_json(run / "vocab.json"))
@@ -315,9 +315,7 @@ def _resume(args: argparse.Namespace) -> dict:
 
 def _checked_splits(run: Path, config: dict) -> dict[str, Pairs]:
     splits = load_splits(config["data"])
-    if pairs_fingerprint(splits["test"]) != config["data"]["test_fingerprint"]:
-        raise UsageError(f"{run}: the pairs have changed since this run was trained (its test split "
-                         f"no longer matches)")
+    refuse_changed_test_split(run, config, pairs_fingerprint(splits["test"]), "the pairs have")
     return splits
 
 

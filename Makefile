@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m rnnkit.kernels    # compile the step kernels for this CPU now (else at first use)
 	touch $(STAMP)
 
 # The main job on its bundled default: a character-level LSTM trained on Shakespeare for at most
@@ -36,6 +37,7 @@ test-slow: $(STAMP)
 
 # Speed as ratios against torch.nn in the same process; run nothing else meanwhile (2 cores).
 bench: $(STAMP)
+	$(VENV)/bin/rnnkit bench
 	$(PY) benchmarks/lm_throughput.py
 	$(PY) benchmarks/lm_throughput.py --precision bf16
 

@@ -2,6 +2,7 @@
 vs loop, gradcheck of every option, and the error messages."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -11,7 +12,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit import detach_state
+from rnnkit import detach_state, kernels
 
 F32, F64 = torch.float32, torch.float64
 T, B, I, H, P = 5, 4, 3, 5, 3
@@ -56,6 +57,42 @@ EXTRAS = {
 
 def base_kind(config):
     return EXTRAS[config][0] if config in EXTRAS else config
+
+
+def with_impls(configs):
+    """(config, impl) pairs for every path, but bptt for an LSTM projection: bptt has none (the
+    fused kernel computes it; test_bptt_refuses_the_lstm_projection)."""
+    return [(c, impl) for c in configs for impl in ("loop", "bptt", "auto")
+            if not (impl == "bptt" and "proj" in c)]
+
+
+def bptt_impl(layer):
+    """What last_impl says for a bptt run: with the compiled step kernels where they apply."""
+    with_kernels = layer.kernels_unsupported() is None and os.environ.get("RNNKIT_KERNELS") != "0" \
+        and kernels.load() is not None
+    return "bptt+kernels" if with_kernels else "bptt"
+
+
+def expected_impl(layer, impl):
+    """What impl='auto' picks when gradients flow: torch's kernel for the LSTM (oneDNN), the
+    hand-written BPTT for the GRU and RNN, the loop where neither computes the configuration."""
+    if impl == "auto":
+        if layer.fused_unsupported() is None and layer.cell_name == "LSTM":
+            impl = "fused"
+        else:
+            impl = "bptt" if layer.bptt_unsupported() is None else \
+                "fused" if layer.fused_unsupported() is None else "loop"
+    return bptt_impl(layer) if impl == "bptt" else impl
+
+
+@pytest.fixture(params=["kernels", "torch-ops"])
+def step_path(request, monkeypatch):
+    """bptt's steps through the compiled kernels, then through torch ops (RNNKIT_KERNELS=0)."""
+    if request.param == "torch-ops":
+        monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    elif kernels.load() is None:
+        pytest.skip(f"no compiled kernels on this machine: {kernels.build_error()}")
+    return request.param
 
 
 def make_pair(kind, dtype=F64, input_size=I, **kw):
@@ -112,12 +149,11 @@ def state_parts(state):
 
 # ---- parity with torch.nn ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_parity_with_torch(kind, num_layers, bidirectional, batch_first, dtype, impl,
                            fwd_bwd, assert_results_close):
     ref, ours = make_pair(kind, dtype, num_layers=num_layers, bidirectional=bidirectional,
@@ -126,12 +162,11 @@ def test_parity_with_torch(kind, num_layers, bidirectional, batch_first, dtype, 
     hx = make_hx(kind, num_layers, bidirectional, dtype=dtype)
     expected = fwd_bwd(ref, lambda: ref(x, hx), leaves(x, hx))
     actual = fwd_bwd(ours, lambda: ours(x, hx), leaves(x, hx))
-    assert ours.last_impl == ("loop" if impl == "loop" else "fused")
+    assert ours.last_impl == expected_impl(ours, impl)
     assert_results_close(actual, expected)
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_parity_without_bias_and_without_initial_state(kind, impl, fwd_bwd, assert_results_close):
     ref, ours = make_pair(kind, bias=False, num_layers=2, bidirectional=True, impl=impl)
     x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
@@ -140,9 +175,8 @@ def test_parity_without_bias_and_without_initial_state(kind, impl, fwd_bwd, asse
     assert_results_close(actual, expected)
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_unbatched_input_parity(kind, bidirectional, impl, fwd_bwd, assert_results_close):
     ref, ours = make_pair(kind, num_layers=2, bidirectional=bidirectional, batch_first=True,
                           impl=impl)
@@ -217,9 +251,8 @@ def test_layer_extras_equal_a_stacked_loop_of_rnnkit_cells(config, bidirectional
 VARLEN_CONFIGS = list(KINDS) + list(EXTRAS)
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("config", VARLEN_CONFIGS)
+@pytest.mark.parametrize("config, impl", with_impls(VARLEN_CONFIGS))
 def test_lengths_give_each_row_what_it_gives_alone(config, bidirectional, impl):
     layer = make_ours(config, num_layers=2, bidirectional=bidirectional, impl=impl,
                       batch_first=True)
@@ -259,11 +292,10 @@ def test_lengths_give_each_row_what_it_gives_alone(config, bidirectional, impl):
     assert torch.equal(g_batch[0][~valid], torch.zeros_like(g_batch[0][~valid]))
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_lengths_match_torch_pack_padded_sequence(kind, bidirectional, batch_first, dtype, impl,
                                                   fwd_bwd, assert_results_close):
     ref, ours = make_pair(kind, dtype, num_layers=2, bidirectional=bidirectional,
@@ -282,9 +314,8 @@ def test_lengths_match_torch_pack_padded_sequence(kind, bidirectional, batch_fir
     assert_results_close(actual, expected)
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("config", VARLEN_CONFIGS)
+@pytest.mark.parametrize("config, impl", with_impls(VARLEN_CONFIGS))
 def test_nan_padding_changes_no_valid_output_or_gradient(config, bidirectional, impl, fwd_bwd):
     layer = make_ours(config, num_layers=2, bidirectional=bidirectional, impl=impl)
     clean = padded_input(lengths=LENGTHS0)
@@ -301,8 +332,7 @@ def test_nan_padding_changes_no_valid_output_or_gradient(config, bidirectional, 
     assert torch.equal(got["grad:x"][~valid], torch.zeros_like(got["grad:x"][~valid]))
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_reverse_direction_starts_at_each_rows_last_element(kind, impl):
     """out[L-1, b] of the reverse direction is one step of the cell from h_0 on x[L-1, b]."""
     ref, ours = make_pair(kind, num_layers=1, bidirectional=True, impl=impl)
@@ -325,11 +355,10 @@ def test_reverse_direction_starts_at_each_rows_last_element(kind, impl):
 
 # ---- PackedSequence ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("enforce_sorted", [False, True], ids=["unsorted", "sorted"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_packed_sequence_matches_torch(kind, bidirectional, enforce_sorted, batch_first, impl,
                                        fwd_bwd, assert_results_close):
     """A PackedSequence in gives a PackedSequence out, laid out as torch's (batch_first is moot)."""
@@ -363,9 +392,8 @@ STREAM_CONFIGS = list(KINDS) + ["lstm_peephole", "gru_cho_layer_norm", "lstm_zon
 CHUNKS = [2, 1, 3, 1]                                                # sums to T + 2 = 7
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
-@pytest.mark.parametrize("config", STREAM_CONFIGS)
+@pytest.mark.parametrize("config, impl", with_impls(STREAM_CONFIGS))
 def test_streaming_equals_one_run(config, batch_first, impl):
     layer = make_ours(config, num_layers=2, batch_first=batch_first, impl=impl)
     kind = base_kind(config)
@@ -409,8 +437,7 @@ def test_streaming_equals_one_run(config, batch_first, impl):
 
 # ---- dropout, recurrent dropout and zoneout only in train() --------------------------------------
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind, impl", with_impls(KINDS))
 def test_inter_layer_dropout_only_in_train(kind, impl):
     _, plain = make_pair(kind, num_layers=2, impl=impl)
     _, our_cls, shared = KINDS[kind]
@@ -434,17 +461,18 @@ def test_recurrent_dropout_and_zoneout_masks_only_in_train(kind, option):
     layer.load_state_dict(plain.state_dict())
     x = torch.randn(T, B, I, dtype=F64)
     a, b = layer(x, lengths=LENGTHS)[0], layer(x, lengths=LENGTHS)[0]
-    assert layer.last_impl == "loop"
+    assert layer.last_impl == ("loop" if kind == "lstm_proj" else bptt_impl(layer))
     assert (a - b).abs().max() > 1e-6                                 # random masks in train()
     layer.eval()
-    a, b = layer(x, lengths=LENGTHS)[0], layer(x, lengths=LENGTHS)[0]
+    with torch.no_grad():                                             # inference: fused if it can
+        a, b = layer(x, lengths=LENGTHS)[0], layer(x, lengths=LENGTHS)[0]
     assert torch.equal(a, b)                                          # deterministic in eval()
     plain_out = plain(x, lengths=LENGTHS)[0]
     if option == "recurrent_dropout":                                 # eval: no mask, fused kernel
         assert layer.last_impl == "fused"
         torch.testing.assert_close(a, plain_out, atol=1e-10, rtol=1e-10)
-    else:                                                             # eval: expectation, loop
-        assert layer.last_impl == "loop"
+    else:                                                             # eval: expectation, bptt
+        assert layer.last_impl == ("loop" if kind == "lstm_proj" else bptt_impl(layer))
         assert (a - plain_out).abs().max() > 1e-3
 
 
@@ -515,9 +543,14 @@ def test_zoneout_eval_is_expected_update(kind):
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
 @pytest.mark.parametrize("lengths", [None, LENGTHS0], ids=["full", "lengths"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_fused_equals_loop(kind, bidirectional, lengths, dtype, fwd_bwd, assert_results_close):
-    _, fused = make_pair(kind, dtype, num_layers=2, bidirectional=bidirectional, impl="fused",
+@pytest.mark.parametrize("kind, fast", [(k, f) for k in KINDS for f in ("fused", "bptt", "bptt-ops")
+                                        if not (f.startswith("bptt") and "proj" in k)])
+def test_fast_path_equals_loop(fast, kind, bidirectional, lengths, dtype, fwd_bwd,
+                               assert_results_close, monkeypatch):
+    if fast == "bptt-ops":                       # bptt's steps as torch ops, not the kernels
+        monkeypatch.setenv("RNNKIT_KERNELS", "0")
+        fast = "bptt"
+    _, fused = make_pair(kind, dtype, num_layers=2, bidirectional=bidirectional, impl=fast,
                          batch_first=True)
     _, loop = make_pair(kind, dtype, num_layers=2, bidirectional=bidirectional, impl="loop",
                         batch_first=True)
@@ -526,8 +559,48 @@ def test_fused_equals_loop(kind, bidirectional, lengths, dtype, fwd_bwd, assert_
     hx = make_hx(kind, 2, bidirectional, dtype=dtype)
     got = fwd_bwd(fused, lambda: fused(x, hx, lengths=lengths), leaves(x, hx))
     want = fwd_bwd(loop, lambda: loop(x, hx, lengths=lengths), leaves(x, hx))
-    assert (fused.last_impl, loop.last_impl) == ("fused", "loop")
+    assert (fused.last_impl, loop.last_impl) == (expected_impl(fused, fast), "loop")
     assert_results_close(got, want)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("lengths", [None, LENGTHS0], ids=["full", "lengths"])
+@pytest.mark.parametrize("config", [c for c in EXTRAS if "proj" not in c] + [
+    "rnn_relu_recurrent_dropout", "gru_zoneout", "lstm_peephole_layer_norm_all_extras"])
+def test_bptt_equals_loop_for_every_extra(config, lengths, train, step_path, fwd_bwd,
+                                          assert_results_close):
+    """The hand-written backward against autograd through the readable loop, float64, 2 layers,
+    bidirectional, with the same dropout, recurrent-dropout and zoneout masks (same seed)."""
+    extra = {"rnn_relu_recurrent_dropout": ("rnn_relu", {"recurrent_dropout": 0.3}),
+             "gru_zoneout": ("gru", {"zoneout": 0.3, "bias": False}),
+             "lstm_peephole_layer_norm_all_extras": (
+                 "lstm", {"peephole": True, "layer_norm": True, "forget_bias": 1.0,
+                          "recurrent_dropout": 0.25, "zoneout": 0.2, "dropout": 0.3})}
+    kind, options = extra[config] if config in extra else EXTRAS[config]
+    _, our_cls, shared = KINDS[kind]
+    make = lambda impl: our_cls(I, H, num_layers=2, bidirectional=True, dtype=F64, impl=impl,
+                                **shared, **options)
+    fast, loop = make("bptt"), make("loop")
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    loop.load_state_dict(fast.state_dict())
+    fast.train(train), loop.train(train)
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    hx = make_hx(kind, 2, True, dtype=F64)
+    results = []
+    for layer in (fast, loop):
+        torch.manual_seed(5)
+        results.append(fwd_bwd(layer, lambda: layer(x, hx, lengths=lengths), leaves(x, hx)))
+    assert (fast.last_impl, loop.last_impl) == (bptt_impl(fast), "loop")
+    assert_results_close(*results)
+
+
+def test_bptt_refuses_the_lstm_projection():
+    layer = rnnkit.LSTM(I, H, proj_size=P, impl="bptt", dtype=F64)
+    with pytest.raises(RuntimeError, match=re.escape("impl='bptt' but the hand-written BPTT does "
+                                                     "not compute proj_size")):
+        layer(torch.randn(T, B, I, dtype=F64))
 
 
 @pytest.mark.parametrize("config, reason", [
@@ -536,7 +609,7 @@ def test_fused_equals_loop(kind, bidirectional, lengths, dtype, fwd_bwd, assert_
     ("gru_cho_layer_norm", "reset_after=False"), ("lstm_zoneout_eval", "zoneout"),
     ("rnn_relu_zoneout_eval", "zoneout"),
 ])
-def test_fused_refuses_what_it_cannot_compute_and_auto_loops(config, reason):
+def test_fused_refuses_what_it_cannot_compute_and_auto_takes_bptt(config, reason):
     x = torch.randn(T, B, I, dtype=F64)
     layer = make_ours(config, impl="fused")
     msg = f"impl='fused' but torch's fused kernel does not compute {reason}"
@@ -547,8 +620,8 @@ def test_fused_refuses_what_it_cannot_compute_and_auto_loops(config, reason):
     loop = make_ours(config, impl="loop")
     loop.load_state_dict(layer.state_dict())
     out_auto, out_loop = auto(x)[0], loop(x)[0]
-    assert auto.last_impl == "loop"
-    assert torch.equal(out_auto, out_loop)
+    assert auto.last_impl == bptt_impl(auto)
+    torch.testing.assert_close(out_auto, out_loop, atol=1e-12, rtol=1e-12)
 
 
 def test_fused_with_recurrent_dropout_only_in_eval():
@@ -568,16 +641,20 @@ GRADCHECK_CONFIGS = ["lstm_peephole", "lstm_layer_norm", "lstm_proj_peephole", "
                      "lstm_zoneout_eval", "rnn_relu_zoneout_eval", "rnn_relu"]
 
 
-@pytest.mark.parametrize("config", GRADCHECK_CONFIGS)
-def test_layer_gradcheck(config):
+@pytest.mark.parametrize("config, impl", [(c, i) for c in GRADCHECK_CONFIGS
+                                          for i in ("loop", "bptt", "bptt-ops")
+                                          if not (i.startswith("bptt") and "proj" in c)])
+def test_layer_gradcheck(config, impl, monkeypatch):
     """float64 gradcheck w.r.t. input, initial state and every parameter: 2 layers, bidirectional,
     lengths."""
     kind = base_kind(config)
     _, our_cls, shared = KINDS[kind]
     extra = EXTRAS[config][1] if config in EXTRAS else {}
     shared = dict(shared, proj_size=2) if "proj_size" in shared else shared
-    layer = our_cls(2, 3, num_layers=2, bidirectional=True, dtype=F64, impl="loop", **shared,
-                    **extra)
+    if impl == "bptt-ops":
+        monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    layer = our_cls(2, 3, num_layers=2, bidirectional=True, dtype=F64, impl=impl[:4] if
+                    impl.startswith("bptt") else impl, **shared, **extra)
     with torch.no_grad():
         for p in layer.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -599,6 +676,7 @@ def test_layer_gradcheck(config):
     # fast_mode: a random projection of the full Jacobian (the cells get the exhaustive check);
     # it still fails on any wrong gradient entry with probability ~1.
     assert torch.autograd.gradcheck(fn, (x, *hx, *params), fast_mode=True)
+    assert layer.last_impl == expected_impl(layer, impl[:4] if impl.startswith("bptt") else impl)
 
 
 # ---- constructor options -------------------------------------------------------------------------
@@ -663,7 +741,7 @@ def test_wrong_hidden_state_shape_is_named(kind):
             ours(x, good_h)
 
 
-@pytest.mark.parametrize("impl", ["loop", "auto"])
+@pytest.mark.parametrize("impl", ["loop", "bptt", "auto"])
 @pytest.mark.parametrize("lengths, exc, msg", [
     ([5, 9, 1, 1], ValueError, "lengths[1] = 9 is outside [0, 5]"),
     ([5, 1, 1, -2], ValueError, "lengths[3] = -2 is outside [0, 5]"),
@@ -691,10 +769,56 @@ def test_packed_and_lengths_together_is_an_error():
     (lambda: rnnkit.RNN(I, 0), "hidden_size must be a positive integer, got 0"),
     (lambda: rnnkit.GRU(I, 4, num_layers=0), "num_layers must be a positive integer, got 0"),
     (lambda: rnnkit.LSTM(I, 4, impl="cuda"),
-     "impl must be one of ('auto', 'fused', 'loop'), got 'cuda'"),
+     "impl must be one of ('auto', 'fused', 'bptt', 'loop'), got 'cuda'"),
     (lambda: rnnkit.RNN(I, 4, nonlinearity="gelu"),
      "nonlinearity must be 'tanh' or 'relu', got 'gelu'"),
 ])
 def test_constructor_errors(ctor, msg):
     with pytest.raises(ValueError, match=re.escape(msg)):
         ctor()
+
+
+# ---- one step at a time (generation) -------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
+@pytest.mark.parametrize("config", ["lstm", "lstm_peephole", "lstm_zoneout_eval", "gru",
+                                    "gru_recurrent_dropout_eval", "rnn_tanh",
+                                    "rnn_relu_zoneout_eval", "gru_cho", "lstm_layer_norm",
+                                    "lstm_proj"])
+def test_stepper_equals_forward_one_step_at_a_time(config, dtype):
+    """Ten steps through stepper() give forward()'s outputs and states over the ten steps (eval,
+    2 layers); kernels where they compute the configuration, forward() with T = 1 otherwise."""
+    layer = make_ours(config, dtype, num_layers=2).eval()
+    x = torch.randn(10, B, I, dtype=dtype)
+    want_out, want_state = layer(x)
+    step, state, outs = layer.stepper(), None, []
+    for x_t in x:
+        y, state = step(x_t, state)
+        outs.append(y)
+    kernel_configs = ("lstm", "lstm_peephole", "lstm_zoneout_eval", "gru",
+                      "gru_recurrent_dropout_eval", "rnn_tanh", "rnn_relu_zoneout_eval")
+    assert step.impl == ("step+kernels" if config in kernel_configs and kernels.load() is not None
+                         else "forward")
+    tol = 1e-5 if dtype == F32 else 1e-12
+    torch.testing.assert_close(torch.stack(outs), want_out, atol=tol, rtol=tol)
+    for got, want in zip(state_parts(state), state_parts(want_state)):
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol)
+
+
+def test_stepper_in_train_mode_steps_through_forward():
+    layer = rnnkit.LSTM(I, H, dropout=0.5, num_layers=2)
+    assert layer.stepper().impl == "forward"
+
+
+@pytest.mark.parametrize("kind", ["gru", "rnn_tanh", "lstm"])
+def test_bptt_under_bf16_autocast_runs_the_recurrence_in_float32(kind):
+    """Autocast may hand bptt a bfloat16 input projection: the recurrence runs in the weights'
+    float32, close to the float32 result (bf16 rounding of the projection only)."""
+    _, layer = make_pair(kind, F32, impl="bptt")
+    x = torch.randn(T, B, I, requires_grad=True)
+    want = layer(x)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)[0]
+    got.sum().backward()
+    assert got.dtype == torch.float32 and x.grad is not None
+    torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)

@@ -15,7 +15,7 @@ def test_readme_python_example_runs_as_written(tmp_path, capsys):
     script = tmp_path / "example.py"
     script.write_text(code)
     ns = runpy.run_path(str(script))
-    assert capsys.readouterr().out.split() == ["fused", "loop"]
+    assert capsys.readouterr().out.split() == ["fused", "bptt"]
     out, lengths = ns["out"], ns["lengths"]
     # The reverse unroll of a user cell returns zeros past each row's length, in time order.
     assert torch.all(out[1, 4:] == 0) and torch.all(out[2, 7:] == 0)

@@ -10,15 +10,21 @@ ways. Extras, keyword-only: ``forward(..., lengths=)`` without packing; LSTM ``p
 (variational) and ``zoneout``, both active only in ``train()``; ``checkpoint_every=K`` (gradient
 checkpointing over chunks of K steps: memory grows with T/K for one more forward pass).
 
-Two implementations, chosen explicitly and reported in ``layer.last_impl``:
+Three implementations, chosen explicitly and reported in ``layer.last_impl``:
 
 * ``"fused"``: torch's own kernel (oneDNN on CPU, cuDNN on GPU) called with this layer's weights, for
   the configurations it computes (plain LSTM incl. projection, GRU with reset_after=True, RNN);
+* ``"bptt"``: the same equations with the backward pass written out by hand (``bptt``): one GEMM per
+  step each way and the weight gradients as one GEMM over all steps. It computes everything but the
+  LSTM projection, and on the CPU it beats torch's own GRU and RNN, which oneDNN does not fuse;
 * ``"loop"``: the readable reference, ``unroll`` over the step functions of ``cells``; it computes
-  everything, and the tests prove both give the same outputs and gradients.
+  everything, and the tests prove all three give the same outputs and gradients.
 
-``impl="auto"`` takes the fused kernel whenever it applies; ``impl="fused"`` raises if it cannot;
-``impl="loop"`` always loops.
+``impl="auto"`` takes the fastest that applies (measured by ``rnnkit bench``): the fused kernel for
+the LSTM (but for single steps), on a GPU and for inference; ``bptt`` to train the GRU and RNN and
+whatever torch has no kernel for. ``impl="fused"`` or ``"bptt"`` raise if they cannot compute the
+configuration; ``impl="loop"`` always loops. With a C++ compiler, bptt runs each step's pointwise
+maths as one compiled pass (``kernels``; ``last_impl`` then reads "bptt+kernels").
 """
 from __future__ import annotations
 
@@ -31,13 +37,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from .bptt import gru_bptt, lstm_bptt, rnn_bptt, step_kernels
 from .cells import _add_layer_norm, _layer_norm_params, _norm, _reset_layer_norm, gru_gates, \
     lstm_gates, rnn_step
-from .unroll import State, check_lengths, map_state, mask_padding, time_mask, unroll
+from .unroll import State, check_lengths, map_state, mask_padding, reverse_within_lengths, \
+    time_mask, unroll
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
-IMPLS = ("auto", "fused", "loop")
+IMPLS = ("auto", "fused", "bptt", "loop")
+
+
+def _dropout(x: Tensor, p: float) -> Tensor:
+    """Inverted dropout between layers, as F.dropout in train(), from a uniform draw: torch's
+    CPU bernoulli_ is several times slower than rand + compare for the same mask."""
+    return x * ((torch.rand_like(x) >= p).to(x.dtype) / (1.0 - p))
 
 
 class _RecurrentLayer(nn.Module):
@@ -142,14 +156,36 @@ class _RecurrentLayer(nn.Module):
             return "zoneout"  # its eval form (h = z·h_old + (1 - z)·h_new) is not torch's either
         return None
 
-    def _choose_impl(self) -> str:
-        reason = self.fused_unsupported()
-        if self.impl == "fused" and reason is not None:
-            raise RuntimeError(f"{self.cell_name}: impl='fused' but torch's fused kernel does not "
-                               f"compute {reason}; use impl='auto' or 'loop'")
-        if self.impl == "loop" or reason is not None:
-            return "loop"
-        return "fused"
+    def bptt_unsupported(self) -> Optional[str]:
+        """Why the hand-written BPTT cannot compute this configuration (None if it can)."""
+        return None
+
+    def kernels_unsupported(self) -> Optional[str]:
+        """Why bptt's compiled step kernels (``rnnkit.kernels``) cannot compute this
+        configuration, which then runs its steps as torch ops (None if they can)."""
+        return None
+
+    def _choose_impl(self, x: Tensor) -> str:
+        fused, bptt = self.fused_unsupported(), self.bptt_unsupported()
+        for impl, reason, what in (("fused", fused, "torch's fused kernel"),
+                                   ("bptt", bptt, "the hand-written BPTT")):
+            if self.impl == impl and reason is not None:
+                raise RuntimeError(f"{self.cell_name}: impl={impl!r} but {what} does not compute "
+                                   f"{reason}; use impl='auto' or 'loop'")
+        if self.impl != "auto":
+            return self.impl
+        # Measured (rnnkit bench, 2-core CPU): torch's LSTM kernel is oneDNN's and fastest;
+        # its CPU GRU and RNN are not fused, and bptt trains them in 0.6–1.0 of their time, while
+        # for inference alone (no backward) torch's C++ loop is as fast or faster. cuDNN fuses all.
+        training = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        # oneDNN's LSTM lays its weights out anew at every call: for one step per call that costs
+        # more than the step itself (2×512 LSTM: 5.7 ms a step against bptt's 1.4 ms).
+        one_step_lstm = self.cell_name == "LSTM" and x.shape[0] == 1 and bptt is None
+        if fused is None and x.device.type == "cpu" and one_step_lstm:
+            return "bptt"
+        if fused is None and (self.cell_name == "LSTM" or x.device.type != "cpu" or not training):
+            return "fused"
+        return "bptt" if bptt is None else "fused" if fused is None else "loop"
 
     # -- forward -----------------------------------------------------------------------------------
 
@@ -181,8 +217,14 @@ class _RecurrentLayer(nn.Module):
             lengths = check_lengths(lengths, T, B, x.device)
         state0 = self._initial_state(x, hx, unbatched)
 
-        self.last_impl = self._choose_impl()
-        run = self._forward_fused if self.last_impl == "fused" else self._forward_loop
+        self.last_impl = self._choose_impl(x)
+        run = {"fused": self._forward_fused, "bptt": self._forward_bptt,
+               "loop": self._forward_loop}[self.last_impl]
+        if self.last_impl == "bptt" and self.kernels_unsupported() is None:
+            kernels = step_kernels(x)
+            if kernels is not None:
+                self.last_impl = "bptt+kernels"
+                run = partial(self._forward_bptt, kernels=kernels)
         K = self.checkpoint_every
         if K and T > K and torch.is_grad_enabled():
             out, state = self._forward_checkpointed(run, x, state0, lengths, K)
@@ -248,19 +290,34 @@ class _RecurrentLayer(nn.Module):
 
     # -- the fused kernel ----------------------------------------------------------------------------
 
-    def _flat_weights(self) -> list[Tensor]:
+    def _flat_weights(self, layers) -> list[Tensor]:
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else []) + \
                 (["weight_hr"] if self.proj_size else [])
-        return [getattr(self, n + s) for layer in range(self.num_layers)
-                for s in self._suffixes(layer) for n in names]
+        return [getattr(self, n + s) for layer in layers for s in self._suffixes(layer) for n in names]
 
     def _fused_kernel(self):
         raise NotImplementedError
 
     def _forward_fused(self, x: Tensor, state0: State, lengths: Optional[Tensor]):
+        if not (self.dropout and self.training and self.num_layers > 1):
+            return self._fused_layers(x, state0, lengths, range(self.num_layers))
+        # torch's kernel draws its inter-layer dropout mask with bernoulli_, which costs more than
+        # a layer's GEMMs on this CPU (16 ms for a (100, 32, 256) output): run the layers one at a
+        # time and drop between them as the other paths do.
+        D, finals = self.num_directions, []
+        for layer in range(self.num_layers):
+            layer_state0 = map_state(lambda s: s[layer * D:(layer + 1) * D], state0)
+            x, final = self._fused_layers(x, layer_state0, lengths, [layer])
+            if layer < self.num_layers - 1:
+                x = _dropout(x, self.dropout)
+            finals.append(final)
+        return x, map_state(lambda *parts: torch.cat(parts), *finals)
+
+    def _fused_layers(self, x: Tensor, state0: State, lengths: Optional[Tensor], layers):
+        """torch's kernel over the given consecutive layers; state0 holds just theirs."""
         kernel = self._fused_kernel()
         as_arg = lambda s: s if isinstance(s, Tensor) else list(s)     # torch.lstm takes [h, c]
-        args = (self._flat_weights(), self.bias, self.num_layers, self.dropout, self.training,
+        args = (self._flat_weights(layers), self.bias, len(layers), self.dropout, self.training,
                 self.bidirectional)
         if lengths is None:
             out, *state = kernel(x, as_arg(state0), *args, False)
@@ -292,6 +349,45 @@ class _RecurrentLayer(nn.Module):
 
     def _forward_loop(self, x: Tensor, state0: State, lengths: Optional[Tensor],
                       record: Optional[list] = None):
+        def direction(layer, d, suffix, x_proj, init):
+            h_mask = self._recurrent_mask(init)         # masks drawn in the order bptt draws them
+            keep = self._zoneout_keep(init, x_proj.shape[0])
+            step = self._step_fn(suffix, h_mask, record is not None)
+            out, final = unroll(self._with_zoneout(step, keep), x_proj, init, lengths=lengths,
+                                reverse=d == 1)
+            if record is not None:
+                H_out = (final if isinstance(final, Tensor) else final[0]).shape[-1]
+                out, *gates = out.split([H_out] + [self.hidden_size] * len(self.gate_names), -1)
+                record.append({"layer": layer, "direction": d, "h": out,
+                               **dict(zip(self.gate_names, gates))})
+            return out, final
+        return self._forward_stack(x, state0, lengths, direction)
+
+    def _forward_bptt(self, x: Tensor, state0: State, lengths: Optional[Tensor], kernels=None):
+        T, B = x.shape[0], x.shape[1]
+        mask = None if lengths is None else time_mask(lengths, T).unsqueeze(-1)   # (T, B, 1)
+        out_mask = None if mask is None else mask.to(x.dtype)
+
+        def direction(layer, d, suffix, x_proj, init):
+            h_mask = self._recurrent_mask(init)
+            # keep_t: 1 freezes the state past a row's length, zoneout's mask or z otherwise
+            keep = self._zoneout_keep(init, T)
+            if mask is not None:
+                keep = tuple(torch.where(mask, k, 1.0) for k in keep) if keep is not None else \
+                    tuple((~mask).to(x.dtype) for _ in range(1 if isinstance(init, Tensor) else 2))
+            if d == 1:
+                x_proj = reverse_within_lengths(x_proj, lengths)
+            # Under autocast the input projection may come in bfloat16/float16; the recurrence
+            # runs in the weights' precision, as the fused kernels do.
+            with torch.autocast(x.device.type, enabled=False):
+                out, final = self._bptt(suffix, x_proj.to(getattr(self, f"weight_hh{suffix}").dtype),
+                                        init, keep, out_mask, h_mask, kernels)
+            return (reverse_within_lengths(out, lengths) if d == 1 else out), final
+        return self._forward_stack(x, state0, lengths, direction)
+
+    def _forward_stack(self, x: Tensor, state0: State, lengths: Optional[Tensor], direction):
+        """Layers × directions around ``direction(layer, d, suffix, x_proj, init) -> (out, final)``,
+        which runs one direction's recurrence over its input projection (T, B, G)."""
         if lengths is not None:
             x = mask_padding(x, lengths)   # NaN padding must not reach the input-projection GEMM
         states0 = [s.unbind(0) for s in ((state0,) if isinstance(state0, Tensor) else state0)]
@@ -306,22 +402,70 @@ class _RecurrentLayer(nn.Module):
                 ln = _layer_norm_params(self, suffix)
                 x_proj = _norm(F.linear(layer_input, getattr(self, f"weight_ih{suffix}"),
                                         getattr(self, f"bias_ih{suffix}", None)), ln["ih"])
-                step = self._step_fn(suffix, self._recurrent_mask(init), record is not None)
-                out, final = unroll(self._with_zoneout(step), x_proj, init, lengths=lengths,
-                                    reverse=d == 1)
-                if record is not None:
-                    H_out = (final if isinstance(final, Tensor) else final[0]).shape[-1]
-                    out, *gates = out.split([H_out] + [self.hidden_size] * len(self.gate_names), -1)
-                    record.append({"layer": layer, "direction": d, "h": out,
-                                   **dict(zip(self.gate_names, gates))})
+                out, final = direction(layer, d, suffix, x_proj, init)
                 outs.append(out)                                          # (T, B, H_out)
                 finals.append(final)
             layer_input = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+                layer_input = _dropout(layer_input, self.dropout)
         if isinstance(finals[0], Tensor):
             return layer_input, torch.stack(finals)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
+
+    def _bptt(self, suffix: str, x_proj: Tensor, init: State, keep, out_mask, h_mask, kernels):
+        """One direction through this cell's function in ``bptt``."""
+        raise NotImplementedError
+
+    # -- one step at a time (generation) ---------------------------------------------------------
+
+    @torch.no_grad()
+    def stepper(self):
+        """A function for generating one step at a time: ``step(x_t (B, I), state) -> (y_t (B,
+        H_out), state)``, the state as forward's ((L, B, H) tensors, or None for zeros).
+
+        In eval() on the CPU, for a unidirectional stack the compiled kernels compute (no layer
+        norm, no projection), each layer's step is two GEMVs (x_t and h) and one kernel call, with
+        none of forward()'s per-call work (a 2×512 LSTM LM samples 8× the characters per second
+        of torch's LSTM at one step per call). Any other configuration steps through forward() with
+        T = 1.
+        ``step.impl`` says which: "step+kernels" or "forward".
+        """
+        w = self.weight_hh_l0
+        kernels = step_kernels(w) if not (self.training or self.bidirectional or self.layer_norm
+                                          or self.proj_size or self.bptt_unsupported()
+                                          or self.kernels_unsupported()) else None
+        if kernels is None:
+            def through_forward(x_t: Tensor, state: Optional[State]):
+                out, state = self(x_t.unsqueeze(0), state)
+                return out[0], state
+            through_forward.impl = "forward"
+            return through_forward
+
+        names = ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
+        layers = [tuple(getattr(self, f"{n}_l{k}", None) for n in names)
+                  for k in range(self.num_layers)]
+        keep = torch.full((1, 1), self.zoneout, dtype=w.dtype) if self.zoneout else None
+
+        def step(x_t: Tensor, state: Optional[State]):
+            if state is None:
+                state = self._initial_state(x_t.unsqueeze(0), None, False)
+            parts = [s.unbind(0) for s in ((state,) if isinstance(state, Tensor) else state)]
+            new = []
+            for k, (w_ih, b_ih, w_hh, b_hh) in enumerate(layers):
+                s_k = tuple(p[k] for p in parts)
+                x_proj = F.linear(x_t, w_ih, b_ih)                           # (B, G)
+                a = F.linear(s_k[0], w_hh, b_hh)                             # (B, G)
+                x_t, s_new = self._kernel_step(kernels, k, x_proj, a, s_k, keep)
+                new.append(s_new)
+            stacked = tuple(torch.stack(p) for p in zip(*new))
+            return x_t, (stacked[0] if len(stacked) == 1 else stacked)
+        step.impl = "step+kernels"
+        return step
+
+    def _kernel_step(self, kernels, layer: int, x_proj: Tensor, a: Tensor, state: tuple,
+                     keep: Optional[Tensor]) -> tuple[Tensor, tuple]:
+        """One layer's step through the compiled kernel: -> (h, the layer's new state parts)."""
+        raise NotImplementedError
 
     # -- looking inside ----------------------------------------------------------------------------
 
@@ -360,23 +504,33 @@ class _RecurrentLayer(nn.Module):
         keep = 1.0 - self.recurrent_dropout
         return torch.bernoulli(torch.full_like(h, keep)) / keep
 
-    def _with_zoneout(self, step):
+    def _zoneout_keep(self, init: State, T: int) -> Optional[tuple[Tensor, ...]]:
         """Zoneout (Krueger et al. 2017): each unit keeps its previous value with probability z.
 
-        In train() the choice is random per step and unit; in eval() the expectation is used:
-        s = z·s_old + (1 - z)·s_new.
+        One weight per step for each state tensor, drawn before the loop in processing order, for
+        s_t = lerp(s_new, s_old, keep_t): in train() a random 0/1 mask (T, B, H), in eval() the
+        expectation z (T, 1, 1), i.e. s = z·s_old + (1 - z)·s_new.
         """
         z = self.zoneout
         if not z:
+            return None
+        states = (init,) if isinstance(init, Tensor) else init
+        if self.training:
+            return tuple((torch.rand(T, *s.shape, dtype=s.dtype, device=s.device) < z).to(s.dtype)
+                         for s in states)
+        return tuple(torch.full((T, 1, 1), z, dtype=s.dtype, device=s.device) for s in states)
+
+    def _with_zoneout(self, step, keep: Optional[tuple[Tensor, ...]]):
+        """The step function with zoneout's state update (see :meth:`_zoneout_keep`)."""
+        if keep is None:
             return step
+        steps = iter(zip(*(k.unbind(0) for k in keep)))
 
         def zoned(x_t: Tensor, state: State):
             out, new = step(x_t, state)
-            if self.training:
-                keep = lambda old, nw: torch.where(torch.rand_like(nw) < z, old, nw)
-            else:
-                keep = lambda old, nw: z * old + (1 - z) * nw
-            new = map_state(keep, state, new)
+            k = next(steps)
+            new = torch.lerp(new, state, k[0]) if isinstance(new, Tensor) else \
+                tuple(torch.lerp(n, s, k_s) for n, s, k_s in zip(new, state, k))
             h = new if isinstance(new, Tensor) else new[0]
             # The output is the zoned h, followed by any recorded gates (activations()).
             return torch.cat([h, out[..., h.shape[-1]:]], -1), new
@@ -402,6 +556,18 @@ class RNN(_RecurrentLayer):
 
     def _fused_kernel(self):
         return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
+
+    def _kernel_step(self, kernels, layer, x_proj, a, state, keep):
+        h = torch.empty_like(state[0])
+        kernels.rnn_forward(a, x_proj, state[0], keep, torch.empty_like(h), h,
+                            self.nonlinearity == "relu")
+        return h, (h,)
+
+    def _bptt(self, suffix, x_proj, init, keep, out_mask, h_mask, kernels):
+        return rnn_bptt(x_proj, init, getattr(self, f"weight_hh{suffix}"),
+                        getattr(self, f"bias_hh{suffix}", None), nonlinearity=self.nonlinearity,
+                        keep=None if keep is None else keep[0], out_mask=out_mask, h_mask=h_mask,
+                        kernels=kernels)
 
     def _step_fn(self, suffix, h_mask, record=False):
         w_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
@@ -461,6 +627,28 @@ class LSTM(_RecurrentLayer):
     def _fused_kernel(self):
         return torch.lstm
 
+    def bptt_unsupported(self):
+        return "proj_size" if self.proj_size else None
+
+    def kernels_unsupported(self):
+        return "layer_norm" if self.layer_norm else None      # the cell's norm sits mid-step
+
+    def _kernel_step(self, kernels, layer, x_proj, a, state, keep):
+        (h, c), B, H = state, state[1].shape[0], self.hidden_size
+        peep = [getattr(self, f"weight_c{g}_l{layer}", None) for g in "ifo"]
+        h_new, c_new = torch.empty_like(c), torch.empty_like(c)
+        kernels.lstm_forward(a, x_proj, h, c, *peep, keep, keep, a.new_empty(B, 4 * H),
+                             torch.empty_like(c), torch.empty_like(c), h_new, c_new)
+        return h_new, (h_new, c_new)
+
+    def _bptt(self, suffix, x_proj, init, keep, out_mask, h_mask, kernels):
+        g = lambda name: getattr(self, f"{name}{suffix}", None)
+        ln = _layer_norm_params(self, suffix)
+        peepholes = (g("weight_ci"), g("weight_cf"), g("weight_co")) if self.peephole else None
+        return lstm_bptt(x_proj, init, g("weight_hh"), g("bias_hh"), peepholes=peepholes,
+                         ln_hh=ln["hh"], ln_c=ln["c"], keep=keep, out_mask=out_mask, h_mask=h_mask,
+                         kernels=kernels)
+
     def _step_fn(self, suffix, h_mask, record=False):
         g = lambda name: getattr(self, f"{name}{suffix}", None)
         peep = (g("weight_ci"), g("weight_cf"), g("weight_co")) if self.peephole else (None,) * 3
@@ -510,6 +698,23 @@ class GRU(_RecurrentLayer):
 
     def _fused_kernel(self):
         return torch.gru
+
+    def kernels_unsupported(self):
+        return None if self.reset_after else "reset_after=False"
+
+    def _kernel_step(self, kernels, layer, x_proj, a, state, keep):
+        h, (B, H) = state[0], state[0].shape
+        h_new = torch.empty_like(h)
+        kernels.gru_forward(a, x_proj, h, keep, h.new_empty(B, 2 * H), torch.empty_like(h),
+                            torch.empty_like(h), h_new)
+        return h_new, (h_new,)
+
+    def _bptt(self, suffix, x_proj, init, keep, out_mask, h_mask, kernels):
+        return gru_bptt(x_proj, init, getattr(self, f"weight_hh{suffix}"),
+                        getattr(self, f"bias_hh{suffix}", None), reset_after=self.reset_after,
+                        ln_hh=_layer_norm_params(self, suffix)["hh"],
+                        keep=None if keep is None else keep[0], out_mask=out_mask, h_mask=h_mask,
+                        kernels=kernels)
 
     def _step_fn(self, suffix, h_mask, record=False):
         w_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)

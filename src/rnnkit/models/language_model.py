@@ -101,7 +101,15 @@ class LanguageModel(nn.Module):
             raise ValueError("generation needs a non-empty prime")
         self.eval()
         device = self.embedding.weight.device
-        read = self.activations if record else lambda t, s=None: (*self(t, s), None)
+        step = self.rnn.stepper()       # one step per call: the layer's lean path (C++ kernels)
+
+        def read(tokens: Tensor, state=None):                 # (1, T) -> logits (1, T, V), state
+            if record:
+                return self.activations(tokens, state)
+            if state is None or tokens.shape[1] != 1:
+                return (*self(tokens, state), None)
+            h, state = step(self.embedding(tokens[:, 0]), state)             # (1, H)
+            return self.output(h).unsqueeze(1), state, None
 
         def at(records, t):                       # (1, T, H) per record -> step t's (H,) values
             return [{k: (v[0, t] if isinstance(v, Tensor) else v) for k, v in r.items()}

@@ -1,0 +1,53 @@
+"""The compiled step kernels: built here, refused inputs named, a failed build said and survived."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import kernels
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler on this machine")
+def test_the_kernels_build_where_there_is_a_compiler():
+    assert kernels.load() is not None, kernels.build_error()
+
+
+def test_a_kernel_names_the_argument_it_cannot_take():
+    ops = kernels.load()
+    if ops is None:
+        pytest.skip(f"no compiled kernels here: {kernels.build_error()}")
+    B, H = 2, 3
+    a, x = torch.randn(B, 3 * H), torch.randn(B, 3 * H)
+    h = torch.randn(H, B).t()                                          # not contiguous
+    outs = [torch.empty(B, 2 * H), torch.empty(B, H), torch.empty(B, H), torch.empty(B, H)]
+    with pytest.raises(RuntimeError, match="h must be a contiguous CPU tensor"):
+        ops.gru_forward(a, x, h, None, *outs)
+
+
+def test_a_failed_build_is_said_once_and_bptt_runs_its_steps_as_torch_ops(tmp_path, monkeypatch):
+    broken = tmp_path / "steps.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setattr(kernels, "SOURCE", broken)
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        assert kernels.load() is None
+    assert kernels.build_error()
+    assert kernels.load() is None                                     # no second build, no warning
+    gru = rnnkit.GRU(3, 4)
+    out, _ = gru(torch.randn(5, 2, 3))
+    out.sum().backward()
+    assert gru.last_impl == "bptt"
+
+
+def test_rnnkit_kernels_0_turns_them_off(monkeypatch):
+    monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    assert kernels.load() is None
+    rnn = rnnkit.RNN(3, 4)
+    rnn(torch.randn(5, 2, 3))[0].sum().backward()
+    assert rnn.last_impl == "bptt"

@@ -1,5 +1,5 @@
 """``rnnkit <verb> [task]``: train, sample, predict, forecast, generate, translate, tag, caption,
-similar, analogy, export, plot-words, bias, eval, serve, gradcheck, lab.
+similar, analogy, export, plot-words, bias, eval, serve, gradcheck, bench, lab.
 
 Every verb that takes a RUN_DIR reads the run's ``config.json`` to find which task made it. Bad
 input is reported as one line ``rnnkit: error: …`` with exit status 2, never a traceback.
@@ -186,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = verbs.add_parser("gradcheck", help="NumPy BPTT vs finite differences vs torch autograd")
     g.add_argument("--json", action="store_true")
 
+    bn = verbs.add_parser("bench", help="every rnnkit layer against torch.nn, timed in one process")
+    bn.add_argument("--quick", action="store_true", help="one shape, three rounds")
+    bn.add_argument("--rounds", type=int, default=5, help="alternating rounds per measurement")
+    bn.add_argument("--json", action="store_true")
+
     lab = verbs.add_parser("lab", help="see inside: vanishing gradients, memory tasks, gates, neurons")
     experiments = lab.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     memory.add_arguments(experiments.add_parser(
@@ -355,6 +360,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _lab(args)
     if args.verb == "serve":
         return serve(args)
+    if args.verb == "bench":
+        from .bench import main as bench
+        if args.rounds <= 0:
+            raise SystemExit(f"rnnkit bench: --rounds must be positive, got {args.rounds}")
+        bench(args.quick, args.json, args.rounds)
+        return 0
     if args.verb == "gradcheck":
         from .gradcheck import format_gradcheck, run_gradcheck
         rows = run_gradcheck()

@@ -30,7 +30,7 @@ def test_run_bench_times_every_case_at_every_shape_and_reports_the_path_taken():
     assert impls["GRU"] == ("fused", bptt) and impls["RNN"] == ("fused", bptt)
     assert impls["LSTM"] == ("fused", "fused")
     assert impls["LSTM peephole"] == (bptt, bptt)
-    assert impls["LSTM layer_norm"] == ("bptt", "bptt")
+    assert impls["LSTM layer_norm"] == (bptt, bptt)
     assert impls["nn.LSTM dropout 2L"] == ("torch", "torch")
     table = bench.format_bench(result)
     assert table.count("\n| ") == len(result["rows"]) + 1            # header + one line per row

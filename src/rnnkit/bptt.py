@@ -82,9 +82,18 @@ def _layer_norm_input_grad(dy: Tensor, a: Tensor, mean: Tensor, rstd: Tensor, we
                                                      [True, False, False])[0]
 
 
-def _layer_norm_param_grads(dy: Tensor, a: Tensor, mean: Tensor, rstd: Tensor):
-    """d weight, d bias of a layer norm, summed over all steps at once: dy, a (T, B, N)."""
-    return (dy * (a - mean) * rstd).sum((0, 1)), dy.sum((0, 1))
+def _layer_norm_param_grads(dy: Tensor, a: Tensor, mean: Tensor, rstd: Tensor, ln: tuple):
+    """d weight, d bias of a layer norm, summed over all steps in one pass: dy, a (T, B, N)."""
+    N = a.shape[-1]
+    _, d_w, d_b = torch.ops.aten.native_layer_norm_backward(
+        dy.reshape(-1, N), a.reshape(-1, N), (N,), mean.reshape(-1, 1), rstd.reshape(-1, 1),
+        ln[0], ln[1], [False, True, True])
+    return d_w, d_b
+
+
+def _mean_rstd(stats: Tensor) -> tuple[Tensor, Tensor]:
+    """(…, 2) per-row layer-norm statistics -> mean (…, 1), 1/std (…, 1)."""
+    return stats[..., :1].contiguous(), stats[..., 1:].contiguous()
 
 
 def _weight_grad(da: Tensor, h: Tensor) -> Tensor:
@@ -255,14 +264,14 @@ class _GRUFunction(torch.autograd.Function):
             _lerp(torch.lerp(n[t], h, z), h, keep_t[t], hs[t + 1])       # (1 - z) n + z h
         stats = (torch.stack(a_raws), torch.stack(means), torch.stack(rstds)) if ln else (None,) * 3
         ctx.reset_after, ctx.kernels = reset_after, kernels
-        ctx.save_for_backward(weight_hh, bias_hh, ln_w, keep, out_mask, h_mask, hs, rz, n, a_n,
-                              *stats)
+        ctx.save_for_backward(weight_hh, bias_hh, ln_w, ln_b, keep, out_mask, h_mask, hs, rz, n,
+                              a_n, *stats)
         return _outputs(hs[1:], out_mask), hs[-1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n):
-        weight_hh, bias_hh, ln_w, keep, out_mask, h_mask, hs, rz, n, a_n, a_raw, mean, rstd = \
+        weight_hh, bias_hh, ln_w, ln_b, keep, out_mask, h_mask, hs, rz, n, a_n, a_raw, mean, rstd = \
             ctx.saved_tensors
         reset_after, kernels = ctx.reset_after, ctx.kernels
         T, B, H = n.shape
@@ -292,7 +301,7 @@ class _GRUFunction(torch.autograd.Function):
             dh = (d_rec if h_mask is None else d_rec * h_mask).add_(c)
         d_ln_w = d_ln_b = None
         if ln_w is not None:
-            d_ln_w, d_ln_b = _layer_norm_param_grads(d_a, a_raw, mean, rstd)
+            d_ln_w, d_ln_b = _layer_norm_param_grads(d_a, a_raw, mean, rstd, (ln_w, ln_b))
         d_w = _weight_grad(d_a_raw, h_rec)
         d_b = d_a_raw.sum((0, 1)) if bias_hh is not None else None
         if not reset_after:
@@ -332,19 +341,24 @@ class _LSTMFunction(torch.autograd.Function):
         hs, cs = _states(h0, T), _states(c0, T)
         gates = x_proj.new_empty(T, B, 4 * H)              # σ(i), σ(f), tanh(g), σ(o)
         c_new, tanh_c = x_proj.new_empty(T, B, H), x_proj.new_empty(T, B, H)   # c' before zoneout
-        a_raws, stats_hh, stats_c = [], [], []
+        # The layer norms' mean and 1/std per row and step (T, B, 2), and a before its norm.
+        stats_hh, stats_c = (x_proj.new_empty(T, B, 2) if ln else None for ln in (ln_hh, ln_c))
+        a_raws = []
         for t in range(T):
             h, c = hs[t], cs[t]
             h_rec = h if h_mask is None else h * h_mask
             a = mm(h_rec, bias_hh)                                         # (B, 4H)
             if ln_hh:
                 a_raws.append(a)
-                a, mean, rstd = _layer_norm(a, ln_hh)
-                stats_hh.append((mean, rstd))
             if kernels is not None:
-                kernels.lstm_forward(a, x_t[t], h, c, w_ci, w_cf, w_co, keep_h_t[t], keep_c_t[t],
-                                     gates[t], c_new[t], tanh_c[t], hs[t + 1], cs[t + 1])
+                kernels.lstm_forward(a, x_t[t], h, c, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b, ln_c_w,
+                                     ln_c_b, keep_h_t[t], keep_c_t[t], gates[t], c_new[t], tanh_c[t],
+                                     None if stats_hh is None else stats_hh[t],
+                                     None if stats_c is None else stats_c[t], hs[t + 1], cs[t + 1])
                 continue
+            if ln_hh:
+                a, mean, rstd = _layer_norm(a, ln_hh)
+                torch.cat([mean, rstd], -1, out=stats_hh[t])
             pre = a.add_(x_t[t])
             if peep:    # i and f see the old cell
                 pre[:, :2 * H].view(B, 2, H).addcmul_(w_cif, c.unsqueeze(1))
@@ -357,22 +371,20 @@ class _LSTMFunction(torch.autograd.Function):
             c_norm = c_new[t]
             if ln_c:
                 c_norm, mean, rstd = _layer_norm(c_new[t], ln_c)
-                stats_c.append((mean, rstd))
+                torch.cat([mean, rstd], -1, out=stats_c[t])
             _lerp(g[:, 3 * H:] * torch.tanh(c_norm, out=tanh_c[t]), h, keep_h_t[t], hs[t + 1])
             _lerp(c_new[t], c, keep_c_t[t], cs[t + 1])
-        stack_stats = lambda stats: [torch.stack(s) for s in zip(*stats)] if stats else [None, None]
         ctx.kernels = kernels
-        ctx.save_for_backward(weight_hh, bias_hh, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, keep_h, keep_c,
-                              out_mask, h_mask, hs, cs, gates, c_new, tanh_c,
-                              torch.stack(a_raws) if ln_hh else None, *stack_stats(stats_hh),
-                              *stack_stats(stats_c))
+        ctx.save_for_backward(weight_hh, bias_hh, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b,
+                              keep_h, keep_c, out_mask, h_mask, hs, cs, gates, c_new, tanh_c,
+                              torch.stack(a_raws) if ln_hh else None, stats_hh, stats_c)
         return _outputs(hs[1:], out_mask), hs[-1], cs[-1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n, grad_c_n):
-        (weight_hh, bias_hh, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, keep_h, keep_c, out_mask, h_mask,
-         hs, cs, gates, c_new, tanh_c, a_raw, mean_hh, rstd_hh, mean_c, rstd_c) = ctx.saved_tensors
+        (weight_hh, bias_hh, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, keep_h, keep_c,
+         out_mask, h_mask, hs, cs, gates, c_new, tanh_c, a_raw, stats_hh, stats_c) = ctx.saved_tensors
         kernels = ctx.kernels
         T, B, H = c_new.shape
         peep = w_ci is not None
@@ -391,8 +403,12 @@ class _LSTMFunction(torch.autograd.Function):
         for t in range(T - 1, -1, -1):
             dp = d_pre[t]
             if kernels is not None:
+                at_t = lambda v: None if v is None else v[t]
                 kernels.lstm_backward(dh, g_out[t], dc, keep_h_t[t], keep_c_t[t], gates[t],
-                                      tanh_c[t], cs[t], w_ci, w_cf, w_co, dp, carry_h, dc_next)
+                                      tanh_c[t], cs[t], w_ci, w_cf, w_co, ln_c_w,
+                                      c_new[t] if ln_c_w is not None else None, at_t(stats_c),
+                                      ln_hh_w, at_t(a_raw), at_t(stats_hh), dp, at_t(d_c_norm_all),
+                                      None if ln_hh_w is None else d_a[t], carry_h, dc_next)
                 c_h, (dc, dc_next) = carry_h if keep_h is not None else None, (dc_next, dc)
             else:
                 d_h_new, c_h = _split(_plus(dh, g_out[t]), keep_h_t[t])
@@ -402,7 +418,7 @@ class _LSTMFunction(torch.autograd.Function):
                 d_c_norm = d_h_new * o[t] * (1 - tanh_c[t] * tanh_c[t])
                 if ln_c_w is not None:
                     d_c_norm_all[t] = d_c_norm
-                    d_c_norm = _layer_norm_input_grad(d_c_norm, c_new[t], mean_c[t], rstd_c[t],
+                    d_c_norm = _layer_norm_input_grad(d_c_norm, c_new[t], *_mean_rstd(stats_c[t]),
                                                       ln_c_w)
                 d_c_new = d_c_new + d_c_norm
                 if peep:
@@ -415,8 +431,8 @@ class _LSTMFunction(torch.autograd.Function):
                 if peep:
                     dc.add_((dp[:, :2 * H].view(B, 2, H) * w_cif).sum(1))
                 dc = _plus(dc, carry_c)
-            if ln_hh_w is not None:
-                d_a[t] = _layer_norm_input_grad(dp, a_raw[t], mean_hh[t], rstd_hh[t], ln_hh_w)
+            if ln_hh_w is not None and kernels is None:
+                d_a[t] = _layer_norm_input_grad(dp, a_raw[t], *_mean_rstd(stats_hh[t]), ln_hh_w)
             d_rec = mm_back(d_a[t])
             dh = _plus(d_rec if h_mask is None else d_rec * h_mask, c_h)
         h_rec = hs[:-1] if h_mask is None else hs[:-1] * h_mask
@@ -429,10 +445,10 @@ class _LSTMFunction(torch.autograd.Function):
                       (d_pre[..., 3 * H:] * c_new).sum((0, 1)))
         d_ln_hh = (None, None)
         if ln_hh_w is not None:
-            d_ln_hh = _layer_norm_param_grads(d_pre, a_raw, mean_hh, rstd_hh)
+            d_ln_hh = _layer_norm_param_grads(d_pre, a_raw, *_mean_rstd(stats_hh), (ln_hh_w, ln_hh_b))
         d_ln_c = (None, None)
         if ln_c_w is not None:
-            d_ln_c = _layer_norm_param_grads(d_c_norm_all, c_new, mean_c, rstd_c)
+            d_ln_c = _layer_norm_param_grads(d_c_norm_all, c_new, *_mean_rstd(stats_c), (ln_c_w, ln_c_b))
         return (d_pre, dh, dc, d_w, d_b, *d_peep, *d_ln_hh, *d_ln_c,
                 None, None, None, None, None)
 
@@ -444,10 +460,7 @@ def lstm_bptt(x_proj: Tensor, state0: tuple[Tensor, Tensor], weight_hh: Tensor,
               keep: Optional[tuple[Tensor, Tensor]] = None, out_mask: Optional[Tensor] = None,
               h_mask: Optional[Tensor] = None, kernels=None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """``unroll(lstm_step)`` (no projection) with a hand-written backward: (T, B, 4H) x_proj ->
-    outputs, (h_T, c_T). ``keep`` holds one tensor for h and one for c. The compiled ``kernels``
-    compute everything but the cell's layer norm (``ln_c``)."""
-    if kernels is not None and ln_c is not None:
-        raise ValueError("lstm_bptt: the compiled kernels have no layer norm of the cell (ln_c)")
+    outputs, (h_T, c_T). ``keep`` holds one tensor for h and one for c."""
     w_ci, w_cf, w_co = peepholes if peepholes is not None else (None,) * 3
     ln_hh_w, ln_hh_b = ln_hh if ln_hh is not None else (None, None)
     ln_c_w, ln_c_b = ln_c if ln_c is not None else (None, None)

@@ -630,15 +630,13 @@ class LSTM(_RecurrentLayer):
     def bptt_unsupported(self):
         return "proj_size" if self.proj_size else None
 
-    def kernels_unsupported(self):
-        return "layer_norm" if self.layer_norm else None      # the cell's norm sits mid-step
-
     def _kernel_step(self, kernels, layer, x_proj, a, state, keep):
         (h, c), B, H = state, state[1].shape[0], self.hidden_size
         peep = [getattr(self, f"weight_c{g}_l{layer}", None) for g in "ifo"]
         h_new, c_new = torch.empty_like(c), torch.empty_like(c)
-        kernels.lstm_forward(a, x_proj, h, c, *peep, keep, keep, a.new_empty(B, 4 * H),
-                             torch.empty_like(c), torch.empty_like(c), h_new, c_new)
+        kernels.lstm_forward(a, x_proj, h, c, *peep, None, None, None, None, keep, keep,
+                             a.new_empty(B, 4 * H), torch.empty_like(c), torch.empty_like(c),
+                             None, None, h_new, c_new)
         return h_new, (h_new, c_new)
 
     def _bptt(self, suffix, x_proj, init, keep, out_mask, h_mask, kernels):

@@ -164,89 +164,190 @@ void gru_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   });
 }
 
-// ---- LSTM (peepholes optional; no layer norm on the cell) --------------------------------------------
-// pre = a + x: a (B, 4H) = W_hh h + b_hh (after layer norm), x (B, 4H) = x_proj; c (B, H) old cell:
+// ---- LSTM (peepholes and layer norm optional) -----------------------------------------------------
+// a (B, 4H) = W_hh h + b_hh, x (B, 4H) = x_proj, c (B, H) the old cell; pre = LN_hh(a) + x:
 // i = σ(pre_i + w_ci c), f = σ(pre_f + w_cf c), g = tanh(pre_g), c' = f c + i g,
-// o = σ(pre_o + w_co c'), h' = o tanh(c'); h_out = lerp(h', h, keep_h), c_out = lerp(c', c, keep_c).
-// Absent peepholes are zeros.
+// o = σ(pre_o + w_co c'), h' = o tanh(LN_c(c')); h_out = lerp(h', h, keep_h), c_out = lerp(c', c, keep_c).
+// Absent peepholes are zeros. An absent norm runs the same arithmetic as the identity (mean 0,
+// 1/std 1, weight 1, bias 0: exact), so that the loops stay branch-free and vectorised; a present
+// one normalises each row (over 4H for a, over H for c') as F.layer_norm does (eps 1e-5) and writes
+// its mean and 1/std per row for the backward pass.
+
+// mean and 1/std of v[0..n), the variance about the mean (biased), as F.layer_norm
+template <typename T> inline void row_stats(const T* v, int64_t n, T& mean, T& rstd) {
+  T sum = 0, sq = 0;
+  _Pragma("omp simd reduction(+:sum)")
+  for (int64_t j = 0; j < n; ++j) sum += v[j];
+  mean = sum / T(n);
+  _Pragma("omp simd reduction(+:sq)")
+  for (int64_t j = 0; j < n; ++j) sq += (v[j] - mean) * (v[j] - mean);
+  rstd = T(1) / std::sqrt(sq / T(n) + T(1e-5));
+}
+
+// the layer norm's backward to its input: dx = rstd (dy w - mean(dy w) - x̂ mean(dy w x̂))
+template <typename T> inline void row_norm_backward(const T* dy, const T* v, T mean, T rstd,
+                                                     const T* w, int64_t n, T* dx) {
+  T s1 = 0, s2 = 0;
+  _Pragma("omp simd reduction(+:s1, s2)")
+  for (int64_t j = 0; j < n; ++j) {
+    const T dw = dy[j] * w[j];
+    s1 += dw, s2 += dw * (v[j] - mean) * rstd;
+  }
+  s1 /= T(n), s2 /= T(n);
+  _Pragma("omp simd")
+  for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (dy[j] * w[j] - s1 - (v[j] - mean) * rstd * s2);
+}
+
+struct Norm {       // a layer norm's weight and bias, or the identity's ones and zeros
+  at::Tensor w, b;
+  bool on;
+  Norm(const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias, int64_t n,
+       const at::TensorOptions& opts)
+      : on(weight && weight->defined()) {
+    w = on ? weight->contiguous() : at::ones({n}, opts);
+    b = bias && bias->defined() ? bias->contiguous() : at::zeros({n}, opts);
+  }
+};
+
 void lstm_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h, const at::Tensor& c,
                   const std::optional<at::Tensor>& w_ci, const std::optional<at::Tensor>& w_cf,
-                  const std::optional<at::Tensor>& w_co, const std::optional<at::Tensor>& keep_h,
+                  const std::optional<at::Tensor>& w_co, const std::optional<at::Tensor>& ln_hh_w,
+                  const std::optional<at::Tensor>& ln_hh_b, const std::optional<at::Tensor>& ln_c_w,
+                  const std::optional<at::Tensor>& ln_c_b, const std::optional<at::Tensor>& keep_h,
                   const std::optional<at::Tensor>& keep_c, at::Tensor gates_out,
-                  at::Tensor c_new_out, at::Tensor tanh_c_out, at::Tensor h_out, at::Tensor c_out) {
+                  at::Tensor c_new_out, at::Tensor tanh_c_out,
+                  const std::optional<at::Tensor>& stats_hh, const std::optional<at::Tensor>& stats_c,
+                  at::Tensor h_out, at::Tensor c_out) {
   check(a, "a"), check(x, "x"), check(h, "h"), check(c, "c"), check(gates_out, "gates");
   check(c_new_out, "c_new"), check(tanh_c_out, "tanh_c"), check(h_out, "h_out"), check(c_out, "c_out");
   const int64_t B = c.size(0), H = c.size(1);
+  const Norm nh(ln_hh_w, ln_hh_b, 4 * H, c.options()), nc(ln_c_w, ln_c_b, H, c.options());
+  TORCH_CHECK((!nh.on || stats_hh) && (!nc.on || stats_c),
+              "rnnkit steps: lstm_forward with a layer norm needs its (B, 2) stats output");
   const at::Tensor zero_w = at::zeros({H}, c.options());
   const at::Tensor wi_t = or_zeros(w_ci, zero_w), wf_t = or_zeros(w_cf, zero_w),
                    wo_t = or_zeros(w_co, zero_w);
   const at::Tensor k_t = keep_block(keep_h, c), kc_t = keep_block(keep_c, c);
+  const at::Tensor a_hat_t = at::empty({4 * H}, c.options());          // one row of LN_hh(a)
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
     const T *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>(), *hp = h.data_ptr<T>(), *cp = c.data_ptr<T>();
     const T *wi = wi_t.data_ptr<T>(), *wf = wf_t.data_ptr<T>(), *wo = wo_t.data_ptr<T>();
+    const T *hw = nh.w.data_ptr<T>(), *hb = nh.b.data_ptr<T>();
+    const T *lw = nc.w.data_ptr<T>(), *lb = nc.b.data_ptr<T>();
     const T *kp = k_t.data_ptr<T>(), *kc = kc_t.data_ptr<T>();
     T *gp = gates_out.data_ptr<T>(), *cn = c_new_out.data_ptr<T>(), *tc = tanh_c_out.data_ptr<T>();
-    T *ho = h_out.data_ptr<T>(), *co = c_out.data_ptr<T>();
-    for_each(B, H, [&](int64_t b, int64_t j, int64_t i) __attribute__((always_inline)) {
-      const T k = kp[i];
-      const int64_t g4 = b * 4 * H + j;
-      const T c0 = cp[i];
-      const T ig = sigm(ap[g4] + xp[g4] + wi[j] * c0);
-      const T fg = sigm(ap[g4 + H] + xp[g4 + H] + wf[j] * c0);
-      const T gg = std::tanh(ap[g4 + 2 * H] + xp[g4 + 2 * H]);
-      const T c1 = fg * c0 + ig * gg;
-      const T og = sigm(ap[g4 + 3 * H] + xp[g4 + 3 * H] + wo[j] * c1);
-      const T t = std::tanh(c1);
-      gp[g4] = ig, gp[g4 + H] = fg, gp[g4 + 2 * H] = gg, gp[g4 + 3 * H] = og;
-      cn[i] = c1, tc[i] = t;
-      ho[i] = lerp(og * t, hp[i], k);
-      co[i] = lerp(c1, c0, kc[i]);
-    });
+    T *ho = h_out.data_ptr<T>(), *co = c_out.data_ptr<T>(), *ah = a_hat_t.data_ptr<T>();
+    T* sh = nh.on ? stats_hh->data_ptr<T>() : nullptr;
+    T* sc = nc.on ? stats_c->data_ptr<T>() : nullptr;
+    for (int64_t b = 0; b < B; ++b) {
+      const T *ar = ap + b * 4 * H, *xr = xp + b * 4 * H, *cr = cp + b * H;
+      T *gr = gp + b * 4 * H, *c1 = cn + b * H;
+      T mh = 0, rh = 1, mc = 0, rc = 1;
+      if (nh.on) row_stats(ar, 4 * H, mh, rh), sh[2 * b] = mh, sh[2 * b + 1] = rh;
+      _Pragma("omp simd")
+      for (int64_t k = 0; k < 4 * H; ++k) ah[k] = (ar[k] - mh) * rh * hw[k] + hb[k] + xr[k];
+      _Pragma("omp simd")
+      for (int64_t j = 0; j < H; ++j) {
+        const T ig = sigm(ah[j] + wi[j] * cr[j]);
+        const T fg = sigm(ah[H + j] + wf[j] * cr[j]);
+        const T gg = std::tanh(ah[2 * H + j]);
+        gr[j] = ig, gr[H + j] = fg, gr[2 * H + j] = gg;
+        c1[j] = fg * cr[j] + ig * gg;
+      }
+      if (nc.on) row_stats(c1, H, mc, rc), sc[2 * b] = mc, sc[2 * b + 1] = rc;
+      _Pragma("omp simd")
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t i = b * H + j;
+        const T og = sigm(ah[3 * H + j] + wo[j] * c1[j]);
+        const T t = std::tanh((c1[j] - mc) * rc * lw[j] + lb[j]);
+        gr[3 * H + j] = og, tc[i] = t;
+        ho[i] = lerp(og * t, hp[i], kp[i]);
+        co[i] = lerp(c1[j], cr[j], kc[i]);
+      }
+    }
   });
 }
 
-// d_h = dh + g_out and dc split by keep_h / keep_c; writes d_pre (B, 4H) (d of pre as above),
-// carry_h (B, H) (what reaches h_{t-1} directly: d_h keep_h) and dc_out (B, H) (d c_{t-1}).
+// d_h = dh + g_out and dc split by keep_h / keep_c. Writes d_pre (B, 4H) (d of pre = LN_hh(a) + x),
+// carry_h (B, H) (what reaches h_{t-1} directly: d_h keep_h), dc_out (B, H) (d c_{t-1}), and
+// with the norms d_c_norm (B, H) (d at LN_c's output, for its weights) and d_a (B, 4H) (d a).
 void lstm_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
                    const at::Tensor& dc, const std::optional<at::Tensor>& keep_h,
                    const std::optional<at::Tensor>& keep_c, const at::Tensor& gates,
                    const at::Tensor& tanh_c, const at::Tensor& c_prev,
                    const std::optional<at::Tensor>& w_ci, const std::optional<at::Tensor>& w_cf,
-                   const std::optional<at::Tensor>& w_co, at::Tensor d_pre, at::Tensor carry_h,
-                   at::Tensor dc_out) {
+                   const std::optional<at::Tensor>& w_co, const std::optional<at::Tensor>& ln_c_w,
+                   const std::optional<at::Tensor>& c_new, const std::optional<at::Tensor>& stats_c,
+                   const std::optional<at::Tensor>& ln_hh_w, const std::optional<at::Tensor>& a,
+                   const std::optional<at::Tensor>& stats_hh, at::Tensor d_pre,
+                   const std::optional<at::Tensor>& d_c_norm, const std::optional<at::Tensor>& d_a,
+                   at::Tensor carry_h, at::Tensor dc_out) {
   check(dh, "dh"), check(dc, "dc"), check(gates, "gates"), check(tanh_c, "tanh_c");
-  check(c_prev, "c_prev"), check(d_pre, "d_pre");
-  check(carry_h, "carry_h"), check(dc_out, "dc_out");
+  check(c_prev, "c_prev"), check(d_pre, "d_pre"), check(carry_h, "carry_h"), check(dc_out, "dc_out");
   const int64_t B = c_prev.size(0), H = c_prev.size(1);
+  const Norm nh(ln_hh_w, std::nullopt, 4 * H, c_prev.options()),
+      nc(ln_c_w, std::nullopt, H, c_prev.options());
+  TORCH_CHECK(!nc.on || (c_new && stats_c && d_c_norm),
+              "rnnkit steps: lstm_backward with ln_c_w needs c_new, stats_c and d_c_norm");
+  TORCH_CHECK(!nh.on || (a && stats_hh && d_a),
+              "rnnkit steps: lstm_backward with ln_hh_w needs a, stats_hh and d_a");
   const at::Tensor g_t = or_zeros(g_out, dh);
   const at::Tensor zero_w = at::zeros({H}, c_prev.options());
   const at::Tensor wi_t = or_zeros(w_ci, zero_w), wf_t = or_zeros(w_cf, zero_w),
                    wo_t = or_zeros(w_co, zero_w);
   const at::Tensor k_t = keep_block(keep_h, c_prev), kc_t = keep_block(keep_c, c_prev);
+  // without LN_c, a scratch row holds d LN_c(c') (= d c'), and c_prev stands in for c'
+  const at::Tensor dn_t = nc.on ? *d_c_norm : at::empty_like(c_prev), c1_t = nc.on ? *c_new : c_prev;
+  const at::Tensor dc1_t = at::empty({H}, c_prev.options());         // one row of d c' via LN_c
   AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
     const T *d0 = dh.data_ptr<T>(), *g = g_t.data_ptr<T>(), *dcp = dc.data_ptr<T>();
     const T *gp = gates.data_ptr<T>(), *tc = tanh_c.data_ptr<T>(), *cp = c_prev.data_ptr<T>();
     const T *wi = wi_t.data_ptr<T>(), *wf = wf_t.data_ptr<T>(), *wo = wo_t.data_ptr<T>();
-    const T *kp = k_t.data_ptr<T>(), *kc = kc_t.data_ptr<T>();
+    const T *lw = nc.w.data_ptr<T>(), *hw = nh.w.data_ptr<T>();
+    const T *kp = k_t.data_ptr<T>(), *kc = kc_t.data_ptr<T>(), *c1p = c1_t.data_ptr<T>();
+    const T* sc = nc.on ? stats_c->data_ptr<T>() : nullptr;
+    const T* sh = nh.on ? stats_hh->data_ptr<T>() : nullptr;
+    const T* aa = nh.on ? a->data_ptr<T>() : nullptr;
     T *dp = d_pre.data_ptr<T>(), *ch = carry_h.data_ptr<T>(), *dco = dc_out.data_ptr<T>();
-    for_each(B, H, [&](int64_t b, int64_t j, int64_t i) __attribute__((always_inline)) {
-      const T k = kp[i];
-      const int64_t g4 = b * 4 * H + j;
-      const T d = d0[i] + g[i];
-      const T d_h = d * (T(1) - k);
-      const T ig = gp[g4], fg = gp[g4 + H], gg = gp[g4 + 2 * H], og = gp[g4 + 3 * H];
-      const T t = tc[i];
-      const T d_o = d_h * t * og * (T(1) - og);
-      const T d_c = dcp[i] * (T(1) - kc[i]) + d_h * og * (T(1) - t * t) + wo[j] * d_o;
-      const T d_i = d_c * gg * ig * (T(1) - ig);
-      const T d_f = d_c * cp[i] * fg * (T(1) - fg);
-      const T d_g = d_c * ig * (T(1) - gg * gg);
-      dp[g4] = d_i, dp[g4 + H] = d_f, dp[g4 + 2 * H] = d_g, dp[g4 + 3 * H] = d_o;
-      ch[i] = d * k;
-      dco[i] = d_c * fg + wi[j] * d_i + wf[j] * d_f + dcp[i] * kc[i];
-    });
+    T *dn = dn_t.data_ptr<T>(), *dap = nh.on ? d_a->data_ptr<T>() : nullptr;
+    T* dc1 = dc1_t.data_ptr<T>();
+    for (int64_t b = 0; b < B; ++b) {
+      const T* gr = gp + b * 4 * H;
+      T *dr = dp + b * 4 * H, *dnr = dn + b * H;
+      const T *c1r = c1p + b * H;
+      _Pragma("omp simd")
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t i = b * H + j;
+        const T d_h = (d0[i] + g[i]) * (T(1) - kp[i]);
+        const T og = gr[3 * H + j], t = tc[i];
+        dr[3 * H + j] = d_h * t * og * (T(1) - og);                       // d o_pre
+        dnr[j] = d_h * og * (T(1) - t * t);                              // d LN_c(c')
+      }
+      // d c' from the h path: through LN_c's backward, or dnr itself without the norm
+      const T* d_c1 = dnr;
+      if (nc.on) {
+        row_norm_backward(dnr, c1r, sc[2 * b], sc[2 * b + 1], lw, H, dc1);
+        d_c1 = dc1;
+      }
+      _Pragma("omp simd")
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t i = b * H + j;
+        const T d = d0[i] + g[i];
+        const T kcc = kc[i];
+        const T ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j];
+        const T d_c = dcp[i] * (T(1) - kcc) + d_c1[j] + wo[j] * dr[3 * H + j];
+        const T d_i = d_c * gg * ig * (T(1) - ig);
+        const T d_f = d_c * cp[i] * fg * (T(1) - fg);
+        const T d_g = d_c * ig * (T(1) - gg * gg);
+        dr[j] = d_i, dr[H + j] = d_f, dr[2 * H + j] = d_g;
+        ch[i] = d * kp[i];
+        dco[i] = d_c * fg + wi[j] * d_i + wf[j] * d_f + dcp[i] * kcc;
+      }
+      if (nh.on)
+        row_norm_backward(dr, aa + b * 4 * H, sh[2 * b], sh[2 * b + 1], hw, 4 * H, dap + b * 4 * H);
+    }
   });
 }
 
@@ -261,11 +362,14 @@ TORCH_LIBRARY(rnnkit_steps, m) {
         "Tensor(c!) a_n, Tensor(d!) h_out) -> ()", gru_forward);
   m.def("gru_backward(Tensor dh, Tensor? g_out, Tensor? keep, Tensor rz, Tensor n, Tensor a_n, "
         "Tensor h_prev, Tensor(a!) d_x, Tensor(b!) d_a, Tensor(c!) carry) -> ()", gru_backward);
-  m.def("lstm_forward(Tensor a, Tensor x, Tensor h, Tensor c, Tensor? w_ci, Tensor? w_cf, Tensor? w_co, "
+  m.def("lstm_forward(Tensor a, Tensor x, Tensor h, Tensor c, Tensor? w_ci, Tensor? w_cf, "
+        "Tensor? w_co, Tensor? ln_hh_w, Tensor? ln_hh_b, Tensor? ln_c_w, Tensor? ln_c_b, "
         "Tensor? keep_h, Tensor? keep_c, Tensor(a!) gates, Tensor(b!) c_new, Tensor(c!) tanh_c, "
-        "Tensor(d!) h_out, Tensor(e!) c_out) -> ()", lstm_forward);
+        "Tensor(d!)? stats_hh, Tensor(e!)? stats_c, Tensor(f!) h_out, Tensor(g!) c_out) -> ()",
+        lstm_forward);
   m.def("lstm_backward(Tensor dh, Tensor? g_out, Tensor dc, Tensor? keep_h, Tensor? keep_c, "
-        "Tensor gates, Tensor tanh_c, Tensor c_prev, Tensor? w_ci, Tensor? w_cf, "
-        "Tensor? w_co, Tensor(a!) d_pre, Tensor(b!) carry_h, Tensor(c!) dc_out) -> ()",
-        lstm_backward);
+        "Tensor gates, Tensor tanh_c, Tensor c_prev, Tensor? w_ci, Tensor? w_cf, Tensor? w_co, "
+        "Tensor? ln_c_w, Tensor? c_new, Tensor? stats_c, Tensor? ln_hh_w, Tensor? a, "
+        "Tensor? stats_hh, Tensor(a!) d_pre, Tensor(b!)? d_c_norm, Tensor(c!)? d_a, "
+        "Tensor(d!) carry_h, Tensor(e!) dc_out) -> ()", lstm_backward);
 }

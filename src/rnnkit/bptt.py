@@ -344,36 +344,40 @@ class _LSTMFunction(torch.autograd.Function):
         # The layer norms' mean and 1/std per row and step (T, B, 2), and a before its norm.
         stats_hh, stats_c = (x_proj.new_empty(T, B, 2) if ln else None for ln in (ln_hh, ln_c))
         a_raws = []
+        # per-step views, made once: indexing a list costs far less than indexing a tensor
+        hs_t, cs_t, gates_t, c_new_t, tanh_c_t, stats_hh_t, stats_c_t = (
+            _steps(v, T + 1) for v in (hs, cs, gates, c_new, tanh_c, stats_hh, stats_c))
         for t in range(T):
-            h, c = hs[t], cs[t]
+            h, c = hs_t[t], cs_t[t]
             h_rec = h if h_mask is None else h * h_mask
             a = mm(h_rec, bias_hh)                                         # (B, 4H)
             if ln_hh:
                 a_raws.append(a)
             if kernels is not None:
                 kernels.lstm_forward(a, x_t[t], h, c, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b, ln_c_w,
-                                     ln_c_b, keep_h_t[t], keep_c_t[t], gates[t], c_new[t], tanh_c[t],
-                                     None if stats_hh is None else stats_hh[t],
-                                     None if stats_c is None else stats_c[t], hs[t + 1], cs[t + 1])
+                                     ln_c_b, keep_h_t[t], keep_c_t[t], gates_t[t], c_new_t[t],
+                                     tanh_c_t[t], stats_hh_t[t], stats_c_t[t], hs_t[t + 1],
+                                     cs_t[t + 1])
                 continue
             if ln_hh:
                 a, mean, rstd = _layer_norm(a, ln_hh)
-                torch.cat([mean, rstd], -1, out=stats_hh[t])
+                torch.cat([mean, rstd], -1, out=stats_hh_t[t])
             pre = a.add_(x_t[t])
             if peep:    # i and f see the old cell
                 pre[:, :2 * H].view(B, 2, H).addcmul_(w_cif, c.unsqueeze(1))
-            g = torch.sigmoid(pre, out=gates[t])                          # σ(i), σ(f), ·, σ(o)
+            g = torch.sigmoid(pre, out=gates_t[t])                        # σ(i), σ(f), ·, σ(o)
             torch.tanh(pre[:, 2 * H:3 * H], out=g[:, 2 * H:3 * H])
             i, f, gg = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H]
-            torch.addcmul(f * c, i, gg, out=c_new[t])
+            torch.addcmul(f * c, i, gg, out=c_new_t[t])
             if peep:    # o sees the new cell
-                torch.sigmoid(torch.addcmul(pre[:, 3 * H:], w_co, c_new[t]), out=g[:, 3 * H:])
-            c_norm = c_new[t]
+                torch.sigmoid(torch.addcmul(pre[:, 3 * H:], w_co, c_new_t[t]), out=g[:, 3 * H:])
+            c_norm = c_new_t[t]
             if ln_c:
-                c_norm, mean, rstd = _layer_norm(c_new[t], ln_c)
-                torch.cat([mean, rstd], -1, out=stats_c[t])
-            _lerp(g[:, 3 * H:] * torch.tanh(c_norm, out=tanh_c[t]), h, keep_h_t[t], hs[t + 1])
-            _lerp(c_new[t], c, keep_c_t[t], cs[t + 1])
+                c_norm, mean, rstd = _layer_norm(c_new_t[t], ln_c)
+                torch.cat([mean, rstd], -1, out=stats_c_t[t])
+            _lerp(g[:, 3 * H:] * torch.tanh(c_norm, out=tanh_c_t[t]), h, keep_h_t[t],
+                  hs_t[t + 1])
+            _lerp(c_new_t[t], c, keep_c_t[t], cs_t[t + 1])
         ctx.kernels = kernels
         ctx.save_for_backward(weight_hh, bias_hh, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b,
                               keep_h, keep_c, out_mask, h_mask, hs, cs, gates, c_new, tanh_c,
@@ -400,40 +404,44 @@ class _LSTMFunction(torch.autograd.Function):
         dh = grad_h_n.contiguous() if grad_h_n is not None else torch.zeros_like(hs[0])
         # a copy: the kernels write dc_next and dc by turns
         dc = grad_c_n.clone() if grad_c_n is not None else torch.zeros_like(cs[0])
+        hs_t, cs_t, gates_t, c_new_t, tanh_c_t, stats_hh_t, stats_c_t, d_pre_t, a_raw_t = (
+            _steps(v, T + 1) for v in (hs, cs, gates, c_new, tanh_c, stats_hh, stats_c, d_pre,
+                                       a_raw))
+        d_a_t, d_c_norm_all_t = _steps(d_a, T), _steps(d_c_norm_all, T)
         for t in range(T - 1, -1, -1):
-            dp = d_pre[t]
+            dp = d_pre_t[t]
             if kernels is not None:
-                at_t = lambda v: None if v is None else v[t]
-                kernels.lstm_backward(dh, g_out[t], dc, keep_h_t[t], keep_c_t[t], gates[t],
-                                      tanh_c[t], cs[t], w_ci, w_cf, w_co, ln_c_w,
-                                      c_new[t] if ln_c_w is not None else None, at_t(stats_c),
-                                      ln_hh_w, at_t(a_raw), at_t(stats_hh), dp, at_t(d_c_norm_all),
-                                      None if ln_hh_w is None else d_a[t], carry_h, dc_next)
+                kernels.lstm_backward(dh, g_out[t], dc, keep_h_t[t], keep_c_t[t], gates_t[t],
+                                      tanh_c_t[t], cs_t[t], w_ci, w_cf, w_co, ln_c_w,
+                                      c_new_t[t] if ln_c_w is not None else None, stats_c_t[t],
+                                      ln_hh_w, a_raw_t[t], stats_hh_t[t], dp, d_c_norm_all_t[t],
+                                      None if ln_hh_w is None else d_a_t[t], carry_h, dc_next)
                 c_h, (dc, dc_next) = carry_h if keep_h is not None else None, (dc_next, dc)
             else:
                 d_h_new, c_h = _split(_plus(dh, g_out[t]), keep_h_t[t])
                 d_c_new, carry_c = _split(dc, keep_c_t[t])
                 # h' = o ⊙ tanh(LN(c'))
-                d_o = torch.mul(d_h_new * tanh_c[t], o[t] * (1 - o[t]), out=dp[:, 3 * H:])
-                d_c_norm = d_h_new * o[t] * (1 - tanh_c[t] * tanh_c[t])
+                d_o = torch.mul(d_h_new * tanh_c_t[t], o[t] * (1 - o[t]), out=dp[:, 3 * H:])
+                d_c_norm = d_h_new * o[t] * (1 - tanh_c_t[t] * tanh_c_t[t])
                 if ln_c_w is not None:
-                    d_c_norm_all[t] = d_c_norm
-                    d_c_norm = _layer_norm_input_grad(d_c_norm, c_new[t], *_mean_rstd(stats_c[t]),
-                                                      ln_c_w)
+                    d_c_norm_all_t[t].copy_(d_c_norm)
+                    d_c_norm = _layer_norm_input_grad(d_c_norm, c_new_t[t],
+                                                      *_mean_rstd(stats_c_t[t]), ln_c_w)
                 d_c_new = d_c_new + d_c_norm
                 if peep:
                     d_c_new.addcmul_(w_co, d_o)
                 # c' = f ⊙ c + i ⊙ g
                 torch.mul(d_c_new * g[t], i[t] * (1 - i[t]), out=dp[:, :H])
-                torch.mul(d_c_new * cs[t], f[t] * (1 - f[t]), out=dp[:, H:2 * H])
+                torch.mul(d_c_new * cs_t[t], f[t] * (1 - f[t]), out=dp[:, H:2 * H])
                 torch.mul(d_c_new * i[t], 1 - g[t] * g[t], out=dp[:, 2 * H:3 * H])
                 dc = d_c_new * f[t]
                 if peep:
                     dc.add_((dp[:, :2 * H].view(B, 2, H) * w_cif).sum(1))
                 dc = _plus(dc, carry_c)
             if ln_hh_w is not None and kernels is None:
-                d_a[t] = _layer_norm_input_grad(dp, a_raw[t], *_mean_rstd(stats_hh[t]), ln_hh_w)
-            d_rec = mm_back(d_a[t])
+                d_a_t[t].copy_(_layer_norm_input_grad(dp, a_raw_t[t], *_mean_rstd(stats_hh_t[t]),
+                                                      ln_hh_w))
+            d_rec = mm_back(d_a_t[t])
             dh = _plus(d_rec if h_mask is None else d_rec * h_mask, c_h)
         h_rec = hs[:-1] if h_mask is None else hs[:-1] * h_mask
         d_w = _weight_grad(d_a, h_rec)

@@ -1,22 +1,26 @@
 // The pointwise half of one time step of each cell, forward and backward, fused into one pass.
 //
 // Shapes: B batch, H hidden size. Every tensor is a contiguous (B, ·) row block of float or double,
-// except `keep`, which may broadcast ((B, 1) or (1, 1) views of a (T, ·, ·) tensor) and is read
-// through its strides. The GEMMs stay outside, in rnnkit/bptt.py, which calls these between them:
-// the equations are those of rnnkit/cells.py, and tests/test_layers.py checks the results against
-// autograd through the readable loop.
+// except `keep`, which may also broadcast from (B, 1) or (1, 1). The GEMMs stay outside, in
+// rnnkit/bptt.py, which calls these between them: the equations are those of rnnkit/cells.py, and
+// tests/test_layers.py checks the results against autograd through the readable loop.
 //
 // Why: torch runs each pointwise op (sigmoid, add, mul, …) as its own call, ~3–15 µs each from
 // Python at B = 32, H = 256; a GRU step has ~8 of them forward and ~12 backward beside one GEMM of
 // ~90 µs. One pass over the row block costs ~5–10 µs.
 //
 // Built at first use (rnnkit/kernels.py) with -O3 -march=native -ffast-math, which lets gcc call
-// glibc's vector tanh; σ(x) is written as (1 + tanh(x/2)) / 2, which never overflows.
+// glibc's vector tanh; σ(x) is written as (1 + tanh(x/2)) / 2, which never overflows. The loops are
+// branch-free so that gcc vectorises them: an absent input (no peepholes, no zoneout, no layer norm)
+// is read as a row of zeros or ones, which makes the same arithmetic exact identities, and those
+// rows are kept per thread rather than allocated per call (at B = 1 allocations cost more than
+// the arithmetic).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <cmath>
 #include <optional>
+#include <vector>
 
 namespace {
 
@@ -27,29 +31,57 @@ template <typename T> inline T lerp(T a, T b, T k) {
   return k == T(0) ? a : k == T(1) ? b : a + k * (b - a);
 }
 
-// keep_t as a contiguous (B, H) block: broadcast from (B, 1) or (1, 1), or zeros when absent.
-at::Tensor keep_block(const std::optional<at::Tensor>& keep, const at::Tensor& like) {
-  return keep && keep->defined() ? keep->expand(like.sizes()).contiguous() : at::zeros_like(like);
+void check(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), "rnnkit steps: ", name,
+              " must be a contiguous CPU tensor");
 }
 
-// Calls body(b, j, i = b·H + j) over a (B, H) block. One loop shape with a branch-free, inlined
-// body, so that gcc vectorises it (tanh included, through glibc's vector maths).
-template <typename F>
-inline void for_each(int64_t B, int64_t H, F body) {
+// Rows of 0s and of 1s that live as long as the thread: what an absent input reads. A kernel first
+// calls constant_rows(n) with the most it will read, so that no later call moves the rows.
+template <typename T> std::vector<T>* constant_rows(int64_t n) {
+  thread_local std::vector<T> rows[2];
+  for (int fill = 0; fill < 2; ++fill)
+    if (static_cast<int64_t>(rows[fill].size()) < n) rows[fill].assign(n, T(fill));
+  return rows;
+}
+
+template <typename T> const T* constant_row(int64_t n, int fill) {
+  std::vector<T>* rows = constant_rows<T>(0);
+  TORCH_CHECK(static_cast<int64_t>(rows[fill].size()) >= n, "rnnkit steps: constant rows unsized");
+  return rows[fill].data();
+}
+
+// n values of scratch space per thread (slot: which of a kernel's scratch rows).
+template <typename T> T* scratch_row(int64_t n, int slot) {
+  thread_local std::vector<T> rows[2];
+  std::vector<T>& v = rows[slot];
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+// An optional input of n contiguous values, or the constant row `fill` when absent.
+template <typename T>
+const T* data_or(const std::optional<at::Tensor>& t, int64_t n, int fill, const char* name) {
+  if (!t || !t->defined()) return constant_row<T>(n, fill);
+  check(*t, name);
+  TORCH_CHECK(t->numel() == n, "rnnkit steps: ", name, " has ", t->numel(), " values, expected ", n);
+  return t->data_ptr<T>();
+}
+
+// keep_t as a contiguous (B, H) block: broadcast from (B, 1) or (1, 1) into `hold`, or zeros.
+template <typename T>
+const T* keep_rows(const std::optional<at::Tensor>& keep, int64_t B, int64_t H, at::Tensor& hold) {
+  if (!keep || !keep->defined()) return constant_row<T>(B * H, 0);
+  hold = keep->numel() == B * H ? keep->contiguous() : keep->expand({B, H}).contiguous();
+  return hold.data_ptr<T>();
+}
+
+// Calls body(b, j, i = b·H + j) over a (B, H) block, vectorised along H.
+template <typename F> inline void for_each(int64_t B, int64_t H, F body) {
   for (int64_t b = 0; b < B; ++b) {
     _Pragma("omp simd")
     for (int64_t j = 0; j < H; ++j) body(b, j, b * H + j);
   }
-}
-
-// An optional tensor, or zeros shaped like `like` (absent g_out or peepholes add nothing).
-at::Tensor or_zeros(const std::optional<at::Tensor>& t, const at::Tensor& like) {
-  return t && t->defined() ? t->contiguous() : at::zeros_like(like);
-}
-
-void check(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), "rnnkit steps: ", name,
-              " must be a contiguous CPU tensor");
 }
 
 // ---- Elman RNN ---------------------------------------------------------------------------------
@@ -59,10 +91,11 @@ void rnn_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
                  bool relu) {
   check(a, "a"), check(x, "x"), check(h, "h"), check(act_out, "act_out"), check(h_out, "h_out");
   const int64_t B = h.size(0), H = h.size(1);
-  const at::Tensor k_t = keep_block(keep, h);
+  at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "rnn_forward", [&] {
     using T = scalar_t;
-    const T *kp = k_t.data_ptr<T>(), *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>();
+    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    const T *kp = keep_rows<T>(keep, B, H, hold), *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>();
     const T* hp = h.data_ptr<T>();
     T *y = act_out.data_ptr<T>(), *ho = h_out.data_ptr<T>();
     auto step = [&](auto act) {
@@ -83,18 +116,18 @@ void rnn_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
                   at::Tensor d_pre, at::Tensor carry) {
   check(dh, "dh"), check(act, "new"), check(d_pre, "d_pre"), check(carry, "carry");
   const int64_t B = act.size(0), H = act.size(1);
-  const at::Tensor g_t = or_zeros(g_out, dh), k_t = keep_block(keep, dh);
+  at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
     using T = scalar_t;
-    const T* kp = k_t.data_ptr<T>();
-    const T *d0 = dh.data_ptr<T>(), *g = g_t.data_ptr<T>(), *y = act.data_ptr<T>();
+    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    const T *kp = keep_rows<T>(keep, B, H, hold), *g = data_or<T>(g_out, B * H, 0, "g_out");
+    const T *d0 = dh.data_ptr<T>(), *y = act.data_ptr<T>();
     T *dp = d_pre.data_ptr<T>(), *c = carry.data_ptr<T>();
     auto step = [&](auto slope) {
       for_each(B, H, [&](int64_t b, int64_t j, int64_t i) __attribute__((always_inline)) {
-        const T k = kp[i];
         const T d = d0[i] + g[i];
-        dp[i] = d * (T(1) - k) * slope(y[i]);
-        c[i] = d * k;
+        dp[i] = d * (T(1) - kp[i]) * slope(y[i]);
+        c[i] = d * kp[i];
       });
     };
     if (relu) step([](T v) { return v > T(0) ? T(1) : T(0); });
@@ -111,15 +144,15 @@ void gru_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
   check(a, "a"), check(x, "x"), check(h, "h"), check(rz_out, "rz"), check(n_out, "n");
   check(a_n_out, "a_n"), check(h_out, "h_out");
   const int64_t B = h.size(0), H = h.size(1);
-  const at::Tensor k_t = keep_block(keep, h);
+  at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
-    const T* kp = k_t.data_ptr<T>();
-    const T *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>(), *hp = h.data_ptr<T>();
+    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    const T *kp = keep_rows<T>(keep, B, H, hold), *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>();
+    const T* hp = h.data_ptr<T>();
     T *rz = rz_out.data_ptr<T>(), *n = n_out.data_ptr<T>(), *an = a_n_out.data_ptr<T>();
     T* ho = h_out.data_ptr<T>();
     for_each(B, H, [&](int64_t b, int64_t j, int64_t i) __attribute__((always_inline)) {
-      const T k = kp[i];
       const int64_t g3 = b * 3 * H + j, g2 = b * 2 * H + j;
       const T r = sigm(xp[g3] + ap[g3]);
       const T z = sigm(xp[g3 + H] + ap[g3 + H]);
@@ -127,7 +160,7 @@ void gru_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
       const T nn = std::tanh(xp[g3 + 2 * H] + r * a_n);
       const T hn = nn + z * (hp[i] - nn);
       rz[g2] = r, rz[g2 + H] = z, n[i] = nn, an[i] = a_n;
-      ho[i] = lerp(hn, hp[i], k);
+      ho[i] = lerp(hn, hp[i], kp[i]);
     });
   });
 }
@@ -141,25 +174,25 @@ void gru_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   check(dh, "dh"), check(rz, "rz"), check(n, "n"), check(a_n, "a_n"), check(h_prev, "h_prev");
   check(d_x, "d_x"), check(d_a, "d_a"), check(carry, "carry");
   const int64_t B = n.size(0), H = n.size(1);
-  const at::Tensor g_t = or_zeros(g_out, dh), k_t = keep_block(keep, dh);
+  at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(n.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
-    const T* kp = k_t.data_ptr<T>();
-    const T *d0 = dh.data_ptr<T>(), *g = g_t.data_ptr<T>(), *rzp = rz.data_ptr<T>();
+    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    const T *kp = keep_rows<T>(keep, B, H, hold), *g = data_or<T>(g_out, B * H, 0, "g_out");
+    const T *d0 = dh.data_ptr<T>(), *rzp = rz.data_ptr<T>();
     const T *np = n.data_ptr<T>(), *anp = a_n.data_ptr<T>(), *hp = h_prev.data_ptr<T>();
     T *dx = d_x.data_ptr<T>(), *da = d_a.data_ptr<T>(), *c = carry.data_ptr<T>();
     for_each(B, H, [&](int64_t b, int64_t j, int64_t i) __attribute__((always_inline)) {
-      const T k = kp[i];
       const int64_t g3 = b * 3 * H + j, g2 = b * 2 * H + j;
       const T d = d0[i] + g[i];
-      const T dn = d * (T(1) - k);
+      const T dn = d * (T(1) - kp[i]);
       const T r = rzp[g2], z = rzp[g2 + H], nn = np[i];
       const T dn_pre = dn * (T(1) - z) * (T(1) - nn * nn);
       const T dz_pre = dn * (hp[i] - nn) * z * (T(1) - z);
       const T dr_pre = dn_pre * anp[i] * r * (T(1) - r);
       dx[g3] = dr_pre, dx[g3 + H] = dz_pre, dx[g3 + 2 * H] = dn_pre;
       da[g3] = dr_pre, da[g3 + H] = dz_pre, da[g3 + 2 * H] = dn_pre * r;
-      c[i] = d * k + dn * z;
+      c[i] = d * kp[i] + dn * z;
     });
   });
 }
@@ -168,10 +201,9 @@ void gru_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
 // a (B, 4H) = W_hh h + b_hh, x (B, 4H) = x_proj, c (B, H) the old cell; pre = LN_hh(a) + x:
 // i = σ(pre_i + w_ci c), f = σ(pre_f + w_cf c), g = tanh(pre_g), c' = f c + i g,
 // o = σ(pre_o + w_co c'), h' = o tanh(LN_c(c')); h_out = lerp(h', h, keep_h), c_out = lerp(c', c, keep_c).
-// Absent peepholes are zeros. An absent norm runs the same arithmetic as the identity (mean 0,
-// 1/std 1, weight 1, bias 0: exact), so that the loops stay branch-free and vectorised; a present
-// one normalises each row (over 4H for a, over H for c') as F.layer_norm does (eps 1e-5) and writes
-// its mean and 1/std per row for the backward pass.
+// An absent norm runs as the identity (mean 0, 1/std 1, weight 1, bias 0: exact); a present one
+// normalises each row (over 4H for a, over H for c') as F.layer_norm does (eps 1e-5) and writes
+// the row's mean and 1/std into its (B, 2) stats for the backward pass.
 
 // mean and 1/std of v[0..n), the variance about the mean (biased), as F.layer_norm
 template <typename T> inline void row_stats(const T* v, int64_t n, T& mean, T& rstd) {
@@ -198,17 +230,6 @@ template <typename T> inline void row_norm_backward(const T* dy, const T* v, T m
   for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (dy[j] * w[j] - s1 - (v[j] - mean) * rstd * s2);
 }
 
-struct Norm {       // a layer norm's weight and bias, or the identity's ones and zeros
-  at::Tensor w, b;
-  bool on;
-  Norm(const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias, int64_t n,
-       const at::TensorOptions& opts)
-      : on(weight && weight->defined()) {
-    w = on ? weight->contiguous() : at::ones({n}, opts);
-    b = bias && bias->defined() ? bias->contiguous() : at::zeros({n}, opts);
-  }
-};
-
 void lstm_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h, const at::Tensor& c,
                   const std::optional<at::Tensor>& w_ci, const std::optional<at::Tensor>& w_cf,
                   const std::optional<at::Tensor>& w_co, const std::optional<at::Tensor>& ln_hh_w,
@@ -221,30 +242,28 @@ void lstm_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
   check(a, "a"), check(x, "x"), check(h, "h"), check(c, "c"), check(gates_out, "gates");
   check(c_new_out, "c_new"), check(tanh_c_out, "tanh_c"), check(h_out, "h_out"), check(c_out, "c_out");
   const int64_t B = c.size(0), H = c.size(1);
-  const Norm nh(ln_hh_w, ln_hh_b, 4 * H, c.options()), nc(ln_c_w, ln_c_b, H, c.options());
-  TORCH_CHECK((!nh.on || stats_hh) && (!nc.on || stats_c),
+  const bool norm_hh = ln_hh_w && ln_hh_w->defined(), norm_c = ln_c_w && ln_c_w->defined();
+  TORCH_CHECK((!norm_hh || stats_hh) && (!norm_c || stats_c),
               "rnnkit steps: lstm_forward with a layer norm needs its (B, 2) stats output");
-  const at::Tensor zero_w = at::zeros({H}, c.options());
-  const at::Tensor wi_t = or_zeros(w_ci, zero_w), wf_t = or_zeros(w_cf, zero_w),
-                   wo_t = or_zeros(w_co, zero_w);
-  const at::Tensor k_t = keep_block(keep_h, c), kc_t = keep_block(keep_c, c);
-  const at::Tensor a_hat_t = at::empty({4 * H}, c.options());          // one row of LN_hh(a)
+  at::Tensor hold_h, hold_c;
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
+    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
     const T *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>(), *hp = h.data_ptr<T>(), *cp = c.data_ptr<T>();
-    const T *wi = wi_t.data_ptr<T>(), *wf = wf_t.data_ptr<T>(), *wo = wo_t.data_ptr<T>();
-    const T *hw = nh.w.data_ptr<T>(), *hb = nh.b.data_ptr<T>();
-    const T *lw = nc.w.data_ptr<T>(), *lb = nc.b.data_ptr<T>();
-    const T *kp = k_t.data_ptr<T>(), *kc = kc_t.data_ptr<T>();
+    const T *wi = data_or<T>(w_ci, H, 0, "w_ci"), *wf = data_or<T>(w_cf, H, 0, "w_cf"),
+            *wo = data_or<T>(w_co, H, 0, "w_co");
+    const T *hw = data_or<T>(ln_hh_w, 4 * H, 1, "ln_hh_w"), *hb = data_or<T>(ln_hh_b, 4 * H, 0, "ln_hh_b");
+    const T *lw = data_or<T>(ln_c_w, H, 1, "ln_c_w"), *lb = data_or<T>(ln_c_b, H, 0, "ln_c_b");
+    const T *kp = keep_rows<T>(keep_h, B, H, hold_h), *kc = keep_rows<T>(keep_c, B, H, hold_c);
     T *gp = gates_out.data_ptr<T>(), *cn = c_new_out.data_ptr<T>(), *tc = tanh_c_out.data_ptr<T>();
-    T *ho = h_out.data_ptr<T>(), *co = c_out.data_ptr<T>(), *ah = a_hat_t.data_ptr<T>();
-    T* sh = nh.on ? stats_hh->data_ptr<T>() : nullptr;
-    T* sc = nc.on ? stats_c->data_ptr<T>() : nullptr;
+    T *ho = h_out.data_ptr<T>(), *co = c_out.data_ptr<T>(), *ah = scratch_row<T>(4 * H, 0);
+    T* sh = norm_hh ? stats_hh->data_ptr<T>() : nullptr;
+    T* sc = norm_c ? stats_c->data_ptr<T>() : nullptr;
     for (int64_t b = 0; b < B; ++b) {
       const T *ar = ap + b * 4 * H, *xr = xp + b * 4 * H, *cr = cp + b * H;
       T *gr = gp + b * 4 * H, *c1 = cn + b * H;
       T mh = 0, rh = 1, mc = 0, rc = 1;
-      if (nh.on) row_stats(ar, 4 * H, mh, rh), sh[2 * b] = mh, sh[2 * b + 1] = rh;
+      if (norm_hh) row_stats(ar, 4 * H, mh, rh), sh[2 * b] = mh, sh[2 * b + 1] = rh;
       _Pragma("omp simd")
       for (int64_t k = 0; k < 4 * H; ++k) ah[k] = (ar[k] - mh) * rh * hw[k] + hb[k] + xr[k];
       _Pragma("omp simd")
@@ -255,7 +274,7 @@ void lstm_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
         gr[j] = ig, gr[H + j] = fg, gr[2 * H + j] = gg;
         c1[j] = fg * cr[j] + ig * gg;
       }
-      if (nc.on) row_stats(c1, H, mc, rc), sc[2 * b] = mc, sc[2 * b + 1] = rc;
+      if (norm_c) row_stats(c1, H, mc, rc), sc[2 * b] = mc, sc[2 * b + 1] = rc;
       _Pragma("omp simd")
       for (int64_t j = 0; j < H; ++j) {
         const int64_t i = b * H + j;
@@ -286,66 +305,55 @@ void lstm_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   check(dh, "dh"), check(dc, "dc"), check(gates, "gates"), check(tanh_c, "tanh_c");
   check(c_prev, "c_prev"), check(d_pre, "d_pre"), check(carry_h, "carry_h"), check(dc_out, "dc_out");
   const int64_t B = c_prev.size(0), H = c_prev.size(1);
-  const Norm nh(ln_hh_w, std::nullopt, 4 * H, c_prev.options()),
-      nc(ln_c_w, std::nullopt, H, c_prev.options());
-  TORCH_CHECK(!nc.on || (c_new && stats_c && d_c_norm),
+  const bool norm_hh = ln_hh_w && ln_hh_w->defined(), norm_c = ln_c_w && ln_c_w->defined();
+  TORCH_CHECK(!norm_c || (c_new && stats_c && d_c_norm),
               "rnnkit steps: lstm_backward with ln_c_w needs c_new, stats_c and d_c_norm");
-  TORCH_CHECK(!nh.on || (a && stats_hh && d_a),
+  TORCH_CHECK(!norm_hh || (a && stats_hh && d_a),
               "rnnkit steps: lstm_backward with ln_hh_w needs a, stats_hh and d_a");
-  const at::Tensor g_t = or_zeros(g_out, dh);
-  const at::Tensor zero_w = at::zeros({H}, c_prev.options());
-  const at::Tensor wi_t = or_zeros(w_ci, zero_w), wf_t = or_zeros(w_cf, zero_w),
-                   wo_t = or_zeros(w_co, zero_w);
-  const at::Tensor k_t = keep_block(keep_h, c_prev), kc_t = keep_block(keep_c, c_prev);
-  // without LN_c, a scratch row holds d LN_c(c') (= d c'), and c_prev stands in for c'
-  const at::Tensor dn_t = nc.on ? *d_c_norm : at::empty_like(c_prev), c1_t = nc.on ? *c_new : c_prev;
-  const at::Tensor dc1_t = at::empty({H}, c_prev.options());         // one row of d c' via LN_c
+  at::Tensor hold_h, hold_c;
   AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
-    const T *d0 = dh.data_ptr<T>(), *g = g_t.data_ptr<T>(), *dcp = dc.data_ptr<T>();
+    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    const T *d0 = dh.data_ptr<T>(), *g = data_or<T>(g_out, B * H, 0, "g_out"), *dcp = dc.data_ptr<T>();
     const T *gp = gates.data_ptr<T>(), *tc = tanh_c.data_ptr<T>(), *cp = c_prev.data_ptr<T>();
-    const T *wi = wi_t.data_ptr<T>(), *wf = wf_t.data_ptr<T>(), *wo = wo_t.data_ptr<T>();
-    const T *lw = nc.w.data_ptr<T>(), *hw = nh.w.data_ptr<T>();
-    const T *kp = k_t.data_ptr<T>(), *kc = kc_t.data_ptr<T>(), *c1p = c1_t.data_ptr<T>();
-    const T* sc = nc.on ? stats_c->data_ptr<T>() : nullptr;
-    const T* sh = nh.on ? stats_hh->data_ptr<T>() : nullptr;
-    const T* aa = nh.on ? a->data_ptr<T>() : nullptr;
+    const T *wi = data_or<T>(w_ci, H, 0, "w_ci"), *wf = data_or<T>(w_cf, H, 0, "w_cf"),
+            *wo = data_or<T>(w_co, H, 0, "w_co");
+    const T *lw = data_or<T>(ln_c_w, H, 1, "ln_c_w"), *hw = data_or<T>(ln_hh_w, 4 * H, 1, "ln_hh_w");
+    const T *kp = keep_rows<T>(keep_h, B, H, hold_h), *kc = keep_rows<T>(keep_c, B, H, hold_c);
+    const T* c1p = norm_c ? c_new->data_ptr<T>() : nullptr;
+    const T* sc = norm_c ? stats_c->data_ptr<T>() : nullptr;
+    const T* sh = norm_hh ? stats_hh->data_ptr<T>() : nullptr;
+    const T* aa = norm_hh ? a->data_ptr<T>() : nullptr;
     T *dp = d_pre.data_ptr<T>(), *ch = carry_h.data_ptr<T>(), *dco = dc_out.data_ptr<T>();
-    T *dn = dn_t.data_ptr<T>(), *dap = nh.on ? d_a->data_ptr<T>() : nullptr;
-    T* dc1 = dc1_t.data_ptr<T>();
+    T* dap = norm_hh ? d_a->data_ptr<T>() : nullptr;
+    // d at LN_c's output: its row of d_c_norm, or scratch without the norm; d c' via the norm
+    T* dn_all = norm_c ? d_c_norm->data_ptr<T>() : nullptr;
+    T* dc1 = scratch_row<T>(H, 1);
     for (int64_t b = 0; b < B; ++b) {
       const T* gr = gp + b * 4 * H;
-      T *dr = dp + b * 4 * H, *dnr = dn + b * H;
-      const T *c1r = c1p + b * H;
+      T *dr = dp + b * 4 * H, *dn = norm_c ? dn_all + b * H : dc1;
       _Pragma("omp simd")
       for (int64_t j = 0; j < H; ++j) {
         const int64_t i = b * H + j;
         const T d_h = (d0[i] + g[i]) * (T(1) - kp[i]);
         const T og = gr[3 * H + j], t = tc[i];
         dr[3 * H + j] = d_h * t * og * (T(1) - og);                       // d o_pre
-        dnr[j] = d_h * og * (T(1) - t * t);                              // d LN_c(c')
+        dn[j] = d_h * og * (T(1) - t * t);                               // d LN_c(c')
       }
-      // d c' from the h path: through LN_c's backward, or dnr itself without the norm
-      const T* d_c1 = dnr;
-      if (nc.on) {
-        row_norm_backward(dnr, c1r, sc[2 * b], sc[2 * b + 1], lw, H, dc1);
-        d_c1 = dc1;
-      }
+      if (norm_c) row_norm_backward(dn, c1p + b * H, sc[2 * b], sc[2 * b + 1], lw, H, dc1);
       _Pragma("omp simd")
-      for (int64_t j = 0; j < H; ++j) {
+      for (int64_t j = 0; j < H; ++j) {                                 // dc1: d c' from h
         const int64_t i = b * H + j;
-        const T d = d0[i] + g[i];
-        const T kcc = kc[i];
         const T ig = gr[j], fg = gr[H + j], gg = gr[2 * H + j];
-        const T d_c = dcp[i] * (T(1) - kcc) + d_c1[j] + wo[j] * dr[3 * H + j];
+        const T d_c = dcp[i] * (T(1) - kc[i]) + dc1[j] + wo[j] * dr[3 * H + j];
         const T d_i = d_c * gg * ig * (T(1) - ig);
         const T d_f = d_c * cp[i] * fg * (T(1) - fg);
         const T d_g = d_c * ig * (T(1) - gg * gg);
         dr[j] = d_i, dr[H + j] = d_f, dr[2 * H + j] = d_g;
-        ch[i] = d * kp[i];
-        dco[i] = d_c * fg + wi[j] * d_i + wf[j] * d_f + dcp[i] * kcc;
+        ch[i] = (d0[i] + g[i]) * kp[i];
+        dco[i] = d_c * fg + wi[j] * d_i + wf[j] * d_f + dcp[i] * kc[i];
       }
-      if (nh.on)
+      if (norm_hh)
         row_norm_backward(dr, aa + b * 4 * H, sh[2 * b], sh[2 * b + 1], hw, 4 * H, dap + b * 4 * H);
     }
   });

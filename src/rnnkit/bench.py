@@ -8,7 +8,7 @@ is reported, rnnkit time / torch time, for the forward pass alone (inference, un
 forward + backward (training). Beside it: achieved GFLOP/s, counting only the GEMMs
 (forward 2·T·B·G·(I + H) per layer, backward twice that), as a fraction of this machine's GEMM peak,
 measured in the same run with the fastest float32 GEMM torch offers here (MKL, MKL with the weight
-packed once, oneDNN with the weight packed once).
+packed once, oneDNN with the weight packed once or on its own tensors) at three sizes.
 
 Rows whose torch twin lacks the feature (peepholes, layer norm) compare with the plain torch.nn
 layer: the price of the feature. "LSTM dropout 2L" compares a 2-layer LSTM with inter-layer dropout 0.3
@@ -64,23 +64,26 @@ def _seconds(fn: Callable[[], None]) -> float:
 
 
 def gemm_peak(repeats: int = 5) -> tuple[float, str]:
-    """The fastest float32 GEMM rate here, GFLOP/s, and which GEMM gave it: a (4096, 512) × (512,
-    2048) product (the size of a batched input projection) through each GEMM torch offers."""
-    M, K, N = 4096, 512, 2048
-    a, w = torch.randn(M, K), torch.randn(N, K)
-    gemms = {"torch.mm (MKL)": lambda: a.mm(w.t())}
-    if torch.backends.mkl.is_available():
-        packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
-        gemms["MKL, packed weight"] = lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M)
-    if torch.backends.mkldnn.is_available():
-        packed_dnn = torch.ops.mkldnn._reorder_linear_weight(w, M)
-        gemms["oneDNN, packed weight"] = lambda: torch.ops.mkldnn._linear_pointwise(
-            a, packed_dnn, None, "none", [], "")
+    """The fastest float32 GEMM rate here, GFLOP/s, and which GEMM at which (M, K, N) gave it: the
+    best of each GEMM torch offers (MKL, MKL with the weight packed, oneDNN with the weight packed,
+    oneDNN on its own tensor layout) at three sizes, a batched input projection among them."""
     best = (0.0, "")
-    for name, gemm in gemms.items():
-        gemm()
-        seconds = min(_seconds(gemm) for _ in range(repeats))
-        best = max(best, (2 * M * K * N / seconds / 1e9, name))
+    for M, K, N in ((4096, 512, 2048), (2048, 2048, 2048), (6400, 256, 1024)):
+        a, w = torch.randn(M, K), torch.randn(N, K)
+        gemms = {"torch.mm (MKL)": lambda: a.mm(w.t())}
+        if torch.backends.mkl.is_available():
+            packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
+            gemms["MKL, packed weight"] = lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M)
+        if torch.backends.mkldnn.is_available():
+            packed_dnn = torch.ops.mkldnn._reorder_linear_weight(w, M)
+            gemms["oneDNN, packed weight"] = lambda: torch.ops.mkldnn._linear_pointwise(
+                a, packed_dnn, None, "none", [], "")
+            a_dnn, w_dnn = a.to_mkldnn(), w.to_mkldnn()
+            gemms["oneDNN tensors"] = lambda: torch._C._nn.mkldnn_linear(a_dnn, w_dnn, None)
+        for name, gemm in gemms.items():
+            gemm()
+            seconds = min(_seconds(gemm) for _ in range(repeats))
+            best = max(best, (2 * M * K * N / seconds / 1e9, f"{name}, ({M}, {K}) x ({K}, {N})"))
     return best
 
 

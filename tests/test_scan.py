@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit import MinGRU, MinLSTM
+from rnnkit import MinGRU, MinLSTM, kernels
 from rnnkit.scan import LinearRecurrence, g, scan_log
 
 F64 = dict(dtype=torch.float64)
@@ -32,8 +32,11 @@ def test_scan_equals_the_loop_forward_and_backward(cls, bidirectional):
     h0 = torch.rand(2 * D, 4, 5, **F64) + 0.1                    # states of these cells are > 0
     for kw in ({"lengths": lengths}, {"hx": h0}, {"lengths": lengths, "hx": h0}):
         loop = run(layer, x, "loop", **kw)
-        for impl in ("scan", "recurrence"):
-            fast = run(layer, x, impl, **kw)
+        for impl in ("scan", "recurrence", "recurrence without kernels"):
+            with pytest.MonkeyPatch.context() as mp:
+                if impl.endswith("without kernels"):   # LinearRecurrence's torch ops, not C++
+                    mp.setenv("RNNKIT_KERNELS", "0")
+                fast = run(layer, x, impl.split()[0], **kw)
             for a, b in zip(fast[0] + tuple(fast[1]), loop[0] + tuple(loop[1])):
                 torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10, msg=impl)
 
@@ -92,6 +95,18 @@ def test_min_lstm_gates_are_normalised():
     torch.testing.assert_close(log_b.exp(), i / (f + i) * g(pre))
 
 
+def test_min_gru_kernels_pass_gradcheck_with_lengths_and_initial_state():
+    if kernels.load() is None:
+        pytest.skip(f"no compiled kernels here: {kernels.build_error()}")
+    torch.manual_seed(2)
+    layer = MinGRU(2, 3, bidirectional=True, impl="recurrence", **F64)
+    x = torch.randn(4, 3, 2, **F64, requires_grad=True)
+    h0 = (torch.rand(2, 3, 3, **F64) + 0.1).requires_grad_()
+    fn = lambda x, h0: layer(x, h0, lengths=[4, 1, 3])
+    assert torch.autograd.gradcheck(fn, (x, h0))
+    assert layer.last_impl == "recurrence+kernels"
+
+
 def test_written_out_backward_of_the_recurrence_passes_gradcheck():
     a = (torch.rand(5, 2, 3, **F64) + 0.1).requires_grad_()
     b, h0 = torch.randn(5, 2, 3, **F64, requires_grad=True), torch.randn(2, 3, **F64, requires_grad=True)
@@ -117,7 +132,11 @@ def test_implementation_choice_is_explicit():
     layer = MinGRU(2, 3)
     x = torch.randn(4, 1, 2)
     layer(x)
-    assert layer.last_impl == "recurrence"             # on a CPU: measured the fastest here
+    # on a CPU: measured the fastest here; minGRU's whole recurrence in C++ where it is built
+    assert layer.last_impl == ("recurrence+kernels" if kernels.load() else "recurrence")
+    min_lstm = MinLSTM(2, 3)
+    min_lstm(x)
+    assert min_lstm.last_impl == "recurrence"          # minLSTM's recurrence has no kernel
     with pytest.raises(ValueError, match="positive h_0"):
         MinGRU(2, 3, impl="scan")(x, torch.zeros(1, 1, 3))
     with pytest.raises(ValueError, match="impl must be one of"):

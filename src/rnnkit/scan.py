@@ -39,7 +39,9 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from .bptt import step_kernels
 from .unroll import check_lengths, mask_padding, reverse_within_lengths, time_mask, unroll
 
 __all__ = ["MinGRU", "MinLSTM"]
@@ -94,6 +96,29 @@ class LinearRecurrence(torch.autograd.Function):
             G = torch.addcmul(grad_h[t], a[t + 1], G, out=grad_b[t])
         h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])                       # h_{t-1}, (T, B, H)
         return grad_b * h_prev, grad_b, a[0] * grad_b[0]
+
+
+class _MinGRUSequence(torch.autograd.Function):
+    """minGRU's whole recurrence in one compiled pass each way (``kernels``: mingru_forward and
+    mingru_backward): from the input projection x (B, T, 2H) = [k, p] straight to the states
+    (B, T, H), without materialising z, g(p), a or b. Same equations as ``log_coefficients`` and
+    :class:`LinearRecurrence`; the tests check it against the loop."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, h0: Tensor, lengths: Tensor, kernels) -> Tensor:
+        h = x.new_empty(x.shape[0], x.shape[1], h0.shape[-1])              # (B, T, H)
+        kernels.mingru_forward(x, h0, lengths, h)
+        ctx.kernels = kernels
+        ctx.save_for_backward(x, h0, lengths, h)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        x, h0, lengths, h = ctx.saved_tensors
+        d_x, d_h0 = torch.empty_like(x), torch.empty_like(h0)
+        ctx.kernels.mingru_backward(x, h0, lengths, h, grad_h.contiguous(), d_x, d_h0)
+        return d_x, d_h0, None, None
 
 
 class _MinRNN(nn.Module):
@@ -162,7 +187,7 @@ class _MinRNN(nn.Module):
         if hx is not None and tuple(hx.shape) != (self.num_layers * D, B, self.hidden_size):
             raise ValueError(f"{self.cell_name}: h_0 has shape {tuple(hx.shape)}, expected "
                              f"{(self.num_layers * D, B, self.hidden_size)}")
-        self.last_impl = self._choose_impl(x, hx)
+        impl = self.last_impl = self._choose_impl(x, hx)   # _recurrence adds "+kernels" if so
         finals, layer_input = [], x
         for layer in range(self.num_layers):
             outs = []
@@ -173,7 +198,7 @@ class _MinRNN(nn.Module):
                 if d == 1:
                     x_proj = reverse_within_lengths(x_proj.transpose(0, 1), lengths).transpose(0, 1)
                 run = {"scan": self._scan, "recurrence": self._recurrence,
-                       "loop": self._loop}[self.last_impl]
+                       "loop": self._loop}[impl]
                 out, final = run(x_proj, h0, lengths)                       # (B, T, H), (B, H)
                 if d == 1:
                     out = reverse_within_lengths(out.transpose(0, 1), lengths).transpose(0, 1)
@@ -213,9 +238,18 @@ class _MinRNN(nn.Module):
         return (h if valid is None else h * valid), h[:, -1]
 
     def _recurrence(self, x_proj: Tensor, h0: Optional[Tensor], lengths: Optional[Tensor]):
-        log_a, log_b, valid = self._padded_coefficients(x_proj, lengths)
         if h0 is None:
             h0 = x_proj.new_zeros(x_proj.shape[0], self.hidden_size)
+        kernels = step_kernels(x_proj) if isinstance(self, MinGRU) else None
+        if kernels is not None:
+            B, T = x_proj.shape[:2]
+            full = torch.full((B,), T, dtype=torch.long, device=x_proj.device)
+            h = _MinGRUSequence.apply(x_proj.contiguous(), h0.contiguous(),
+                                      full if lengths is None else lengths, kernels)
+            self.last_impl = "recurrence+kernels"
+            out = h if lengths is None else h * time_mask(lengths, T).t().unsqueeze(-1)
+            return out, h[:, -1]
+        log_a, log_b, valid = self._padded_coefficients(x_proj, lengths)
         h = LinearRecurrence.apply(log_a.exp().transpose(0, 1).contiguous(),
                                    log_b.exp().transpose(0, 1).contiguous(), h0).transpose(0, 1)
         return (h if valid is None else h * valid), h[:, -1]

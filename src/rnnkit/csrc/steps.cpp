@@ -16,8 +16,10 @@
 // rows are kept per thread rather than allocated per call (at B = 1 allocations cost more than
 // the arithmetic).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <vector>
@@ -359,6 +361,84 @@ void lstm_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   });
 }
 
+// ---- minGRU over a whole sequence (Feng et al. 2024) ----------------------------------------------
+// x (B, T, 2H) = the input projection [k, p]: z = σ(k), h̃ = g(p) with g(p) = p + 1/2 (p ≥ 0) or σ(p);
+// h_t = (1 - z_t) h_{t-1} + z_t h̃_t, and past a row's length the state stays. The recurrence is
+// linear, so unlike the cells above the whole time loop runs here, one row of the batch per thread.
+template <typename T> inline T g_min(T p) { return p >= T(0) ? p + T(0.5) : sigm(p); }
+template <typename T> inline T g_min_slope(T p) {
+  const T s = sigm(p);
+  return p >= T(0) ? T(1) : s * (T(1) - s);
+}
+
+void mingru_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
+                    at::Tensor h_out) {
+  check(x, "x"), check(h0, "h0"), check(lengths, "lengths"), check(h_out, "h_out");
+  const int64_t B = x.size(0), T = x.size(1), H = h0.size(1);
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mingru_forward", [&] {
+    using T_ = scalar_t;
+    const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>();
+    T_* hp = h_out.data_ptr<T_>();
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const T_* prev = hp0 + b * H;
+        for (int64_t t = 0; t < T; ++t) {
+          const T_ *k = xp + (b * T + t) * 2 * H, *p = k + H;
+          T_* h = hp + (b * T + t) * H;
+          const T_ on = t < len[b] ? T_(1) : T_(0);        // 0 past the length: the state stays
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const T_ z = on * sigm(k[j]);
+            h[j] = (T_(1) - z) * prev[j] + z * g_min(p[j]);
+          }
+          prev = h;
+        }
+      }
+    });
+  });
+}
+
+// grad_h (B, T, H): the whole gradient reaching each state. G_t = grad_h_t + (1 - z_{t+1}) G_{t+1};
+// d k_t = G_t (h̃_t - h_{t-1}) z_t (1 - z_t), d p_t = G_t z_t g'(p_t), d h_0 = (1 - z_0) G_0.
+void mingru_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
+                     const at::Tensor& h, const at::Tensor& grad_h, at::Tensor d_x, at::Tensor d_h0) {
+  check(x, "x"), check(h0, "h0"), check(lengths, "lengths"), check(h, "h"), check(grad_h, "grad_h");
+  check(d_x, "d_x"), check(d_h0, "d_h0");
+  const int64_t B = x.size(0), T = x.size(1), H = h0.size(1);
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mingru_backward", [&] {
+    using T_ = scalar_t;
+    const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>(), *hp = h.data_ptr<T_>();
+    const T_* gp = grad_h.data_ptr<T_>();
+    T_ *dxp = d_x.data_ptr<T_>(), *dh0 = d_h0.data_ptr<T_>();
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<T_> G(H, T_(0)), a_next(H, T_(0));    // G_{t+1} and 1 - z_{t+1}
+      for (int64_t b = b0; b < b1; ++b) {
+        std::fill(G.begin(), G.end(), T_(0));
+        std::fill(a_next.begin(), a_next.end(), T_(0));
+        T_ *Gp = G.data(), *an = a_next.data();
+        for (int64_t t = T - 1; t >= 0; --t) {
+          const T_ *k = xp + (b * T + t) * 2 * H, *p = k + H, *gh = gp + (b * T + t) * H;
+          const T_* prev = t > 0 ? hp + (b * T + t - 1) * H : hp0 + b * H;
+          T_* dk = dxp + (b * T + t) * 2 * H;
+          const T_ on = t < len[b] ? T_(1) : T_(0);
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const T_ Gt = gh[j] + an[j] * Gp[j];
+            const T_ s = sigm(k[j]), z = on * s;
+            dk[j] = on * Gt * (g_min(p[j]) - prev[j]) * s * (T_(1) - s);
+            dk[H + j] = Gt * z * g_min_slope(p[j]);
+            Gp[j] = Gt, an[j] = T_(1) - z;
+          }
+        }
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < H; ++j) dh0[b * H + j] = an[j] * Gp[j];
+      }
+    });
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_steps, m) {
@@ -380,4 +460,8 @@ TORCH_LIBRARY(rnnkit_steps, m) {
         "Tensor? ln_c_w, Tensor? c_new, Tensor? stats_c, Tensor? ln_hh_w, Tensor? a, "
         "Tensor? stats_hh, Tensor(a!) d_pre, Tensor(b!)? d_c_norm, Tensor(c!)? d_a, "
         "Tensor(d!) carry_h, Tensor(e!) dc_out) -> ()", lstm_backward);
+  m.def("mingru_forward(Tensor x, Tensor h0, Tensor lengths, Tensor(a!) h_out) -> ()",
+        mingru_forward);
+  m.def("mingru_backward(Tensor x, Tensor h0, Tensor lengths, Tensor h, Tensor grad_h, "
+        "Tensor(a!) d_x, Tensor(b!) d_h0) -> ()", mingru_backward);
 }

@@ -1,4 +1,5 @@
-// The pointwise half of one time step of each cell, forward and backward, fused into one pass.
+// The pointwise half of one time step of each cell, forward and backward, fused into one pass;
+// and minGRU's whole (linear) recurrence over all steps.
 //
 // Shapes: B batch, H hidden size. Every tensor is a contiguous (B, ·) row block of float or double,
 // except `keep`, which may also broadcast from (B, 1) or (1, 1). The GEMMs stay outside, in

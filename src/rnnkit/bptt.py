@@ -12,15 +12,15 @@ activations it needs, and whose backward walks the steps in reverse by the chain
 * after the loop, once: dW_hh = Σ_t da_tᵀ h_{t-1} as a single (G, T·B) × (T·B, H) GEMM, and the
   bias, peephole and layer-norm gradients as single reductions over all steps.
 
-The pointwise part of a step runs either as torch ops (any device and dtype: the ``*_step`` functions
-below) or, given ``kernels`` (``rnnkit.kernels.load()``: CPU, float32/float64), as one compiled pass
-(``csrc/steps.cpp``) computing the same equations. On the CPU the step's GEMM is MKL's with the
+The pointwise part of a step runs either as torch ops (any device and dtype: the functions' torch-op
+branches) or, given ``kernels`` (``rnnkit.kernels.load()``: CPU, float32/float64), as one compiled
+pass (``csrc/steps.cpp``) computing the same equations. On the CPU the step's GEMM is MKL's with the
 weight packed once per call.
 
 The input projection x_proj = W_ih x + b_ih (and its layer norm) stays outside, in autograd: it is one
 GEMM over all steps already. Each function takes x_proj in processing order (reversed within lengths
-for a backward direction, padding zeroed) and returns the outputs (T, B, H) and the final state, as
-``unroll`` does. Everything else a layer supports rides on the same two tensors per step:
+for a backward direction; what padding holds never reaches a state, keep is 1 there) and returns the
+outputs (T, B, H) and the final state, as ``unroll`` does. Everything else a layer supports rides on the same two tensors per step:
 
 * ``keep`` (T, B, H), (T, B, 1) or (T, 1, 1): the state update is s_t = lerp(s_new, s_{t-1}, keep_t):
   1 past a row's length (the state freezes there), zoneout's 0/1 mask in train() or its probability

@@ -54,6 +54,25 @@ def _dropout(x: Tensor, p: float) -> Tensor:
     return x * ((torch.rand_like(x) >= p).to(x.dtype) / (1.0 - p))
 
 
+class _WriteChunk(torch.autograd.Function):
+    """out[start : start + len(chunk)] = chunk, in place, for assembling checkpointed chunks one
+    by one: each chunk can be freed once written (torch.cat would need them all alive beside the
+    result, doubling the peak), and the backward hands each chunk a view of the gradient (the
+    in-place slice assignment's own backward would clone the whole gradient once per chunk)."""
+
+    @staticmethod
+    def forward(ctx, out: Tensor, chunk: Tensor, start: int) -> Tensor:
+        out[start: start + chunk.shape[0]] = chunk
+        ctx.mark_dirty(out)
+        ctx.span = (start, start + chunk.shape[0])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        start, end = ctx.span
+        return grad, grad[start:end], None
+
+
 class _RecurrentLayer(nn.Module):
     gates = 1
     cell_name = "RNN"
@@ -256,13 +275,15 @@ class _RecurrentLayer(nn.Module):
             out, new = run(xs, state[0] if len(state) == 1 else state, chunk_lengths)
             return (out, new) if isinstance(new, Tensor) else (out, *new)
 
-        outs, state = [], (state0,) if isinstance(state0, Tensor) else tuple(state0)
+        out, state = None, (state0,) if isinstance(state0, Tensor) else tuple(state0)
         for start in range(0, x.shape[0], K):
             xs = x[start: start + K]                                       # (≤K, B, I)
             ls = None if lengths is None else (lengths - start).clamp(0, xs.shape[0])
-            out, *state = checkpoint(chunk, xs, ls, *state, use_reentrant=False)
-            outs.append(out)
-        return torch.cat(outs), (state[0] if len(state) == 1 else tuple(state))
+            chunk_out, *state = checkpoint(chunk, xs, ls, *state, use_reentrant=False)
+            if out is None:
+                out = chunk_out.new_empty(x.shape[0], *chunk_out.shape[1:])  # (T, B, D·H_out)
+            out = _WriteChunk.apply(out, chunk_out, start)
+        return out, (state[0] if len(state) == 1 else tuple(state))
 
     def _initial_state(self, x: Tensor, hx: Optional[State], unbatched: bool) -> State:
         B, LD = x.shape[1], self.num_layers * self.num_directions

@@ -95,11 +95,12 @@ def test_min_lstm_gates_are_normalised():
     torch.testing.assert_close(log_b.exp(), i / (f + i) * g(pre))
 
 
-def test_min_gru_kernels_pass_gradcheck_with_lengths_and_initial_state():
+@pytest.mark.parametrize("cls", CELLS)
+def test_kernels_pass_gradcheck_with_lengths_and_initial_state(cls):
     if kernels.load() is None:
         pytest.skip(f"no compiled kernels here: {kernels.build_error()}")
     torch.manual_seed(2)
-    layer = MinGRU(2, 3, bidirectional=True, impl="recurrence", **F64)
+    layer = cls(2, 3, bidirectional=True, impl="recurrence", **F64)
     x = torch.randn(4, 3, 2, **F64, requires_grad=True)
     h0 = (torch.rand(2, 3, 3, **F64) + 0.1).requires_grad_()
     fn = lambda x, h0: layer(x, h0, lengths=[4, 1, 3])
@@ -136,8 +137,24 @@ def test_implementation_choice_is_explicit():
     assert layer.last_impl == ("recurrence+kernels" if kernels.load() else "recurrence")
     min_lstm = MinLSTM(2, 3)
     min_lstm(x)
-    assert min_lstm.last_impl == "recurrence"          # minLSTM's recurrence has no kernel
+    assert min_lstm.last_impl == layer.last_impl
     with pytest.raises(ValueError, match="positive h_0"):
         MinGRU(2, 3, impl="scan")(x, torch.zeros(1, 1, 3))
     with pytest.raises(ValueError, match="impl must be one of"):
         MinGRU(2, 3, impl="fused")
+
+
+def test_min_lstm_stays_finite_when_both_gates_vanish():
+    """f and i both underflow for very negative pre-activations: f / (f + i) would be 0/0; the
+    kernels (and the log-space reference) use σ(-Δ) with Δ = softplus(-kf) - softplus(-ki)."""
+    torch.manual_seed(3)
+    layer = MinLSTM(2, 3, impl="recurrence")
+    with torch.no_grad():
+        layer.bias_ih_l0[:6] = -200.0                                 # kf, ki
+    x = torch.randn(5, 2, 2, requires_grad=True)
+    out, h = layer(x)
+    (out.sum() + h.sum()).backward()
+    assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(x.grad).all())
+    ref = MinLSTM(2, 3, impl="loop")
+    ref.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(out, ref(x)[0])

@@ -6,7 +6,8 @@ time with ``python -m rnnkit.kernels``) into ``$RNNKIT_CACHE/kernels/<key>`` (de
 ``~/.cache/rnnkit``), where the key covers the source, torch's version and the CPU's flags, since the
 code is built for this CPU (-march=native). Without a compiler, or with ``RNNKIT_KERNELS=0`` in the
 environment, ``load()`` returns None and ``bptt`` runs its steps as torch ops instead; the layers
-say which in ``last_impl`` ("bptt+kernels" or "bptt"; MinGRU "recurrence+kernels" or "recurrence").
+say which in ``last_impl`` ("bptt+kernels" or "bptt"; MinGRU/MinLSTM "recurrence+kernels" or
+"recurrence").
 """
 from __future__ import annotations
 

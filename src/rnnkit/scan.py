@@ -20,7 +20,7 @@ ways to run the recurrence, chosen explicitly and reported in ``layer.last_impl`
   over time: the way the paper trains;
 * ``"recurrence"``: h_t = a_t ⊙ h_{t-1} + b_t as one autograd function whose backward is written
   out (the gradient runs the same recurrence backwards, see `LinearRecurrence`): T multiply-adds
-  forward and T backward, no graph of T nodes. For minGRU on the CPU the compiled kernels
+  forward and T backward, no graph of T nodes. On the CPU the compiled kernels
   (``rnnkit.kernels``) run the whole of it, gates included, in one pass each way
   (``last_impl == "recurrence+kernels"``);
 * ``"loop"``: the readable step loop through ``unroll`` (the reference, and the way to generate).
@@ -28,8 +28,8 @@ ways to run the recurrence, chosen explicitly and reported in ``layer.last_impl`
 ``impl="auto"`` scans on a GPU and runs the recurrence on a CPU, by measurement (benchmarks/scan.py,
 this 2-core CPU, T = 4096, B = 16, I = H = 256, forward+backward, best of 3): torch.nn.GRU 3.1 s;
 minGRU scanning 3.8 s (logcumsumexp and its backward over (B, T, H) dominate), in the readable
-loop 1.9 s, with the written-out recurrence in torch ops 1.6 s, through the kernels 0.44 s (6.9×
-faster than torch.nn.GRU: the input GEMMs are most of what is left). The scan needs a positive
+loop 1.9 s, with the written-out recurrence in torch ops 1.6 s, through the kernels 0.44–0.50 s
+(5.9–6.9× faster than torch.nn.GRU: the input GEMMs are most of what is left; minLSTM 3.3×). The scan needs a positive
 initial state (it takes its logarithm; the cells' own states always are); the default zero state
 contributes nothing.
 Padding (``lengths=``) sets a = 1 and b = 0 past each row's end, so the state stays.
@@ -101,17 +101,17 @@ class LinearRecurrence(torch.autograd.Function):
         return grad_b * h_prev, grad_b, a[0] * grad_b[0]
 
 
-class _MinGRUSequence(torch.autograd.Function):
-    """minGRU's whole recurrence in one compiled pass each way (``kernels``: mingru_forward and
-    mingru_backward): from the input projection x (B, T, 2H) = [k, p] straight to the states
-    (B, T, H), without materialising z, g(p), a or b. Same equations as ``log_coefficients`` and
-    :class:`LinearRecurrence`; the tests check it against the loop."""
+class _MinRNNSequence(torch.autograd.Function):
+    """A minGRU's or minLSTM's whole recurrence in one compiled pass each way (``kernels``:
+    mingru_/minlstm_forward and _backward): from the input projection x (B, T, gates·H) straight to
+    the states (B, T, H), without materialising the gates, a or b. Same equations as
+    ``log_coefficients`` and :class:`LinearRecurrence`; the tests check it against the loop."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, h0: Tensor, lengths: Tensor, kernels) -> Tensor:
+    def forward(ctx, x: Tensor, h0: Tensor, lengths: Tensor, forward_op, backward_op) -> Tensor:
         h = x.new_empty(x.shape[0], x.shape[1], h0.shape[-1])              # (B, T, H)
-        kernels.mingru_forward(x, h0, lengths, h)
-        ctx.kernels = kernels
+        forward_op(x, h0, lengths, h)
+        ctx.backward_op = backward_op
         ctx.save_for_backward(x, h0, lengths, h)
         return h
 
@@ -120,8 +120,8 @@ class _MinGRUSequence(torch.autograd.Function):
     def backward(ctx, grad_h: Tensor):
         x, h0, lengths, h = ctx.saved_tensors
         d_x, d_h0 = torch.empty_like(x), torch.empty_like(h0)
-        ctx.kernels.mingru_backward(x, h0, lengths, h, grad_h.contiguous(), d_x, d_h0)
-        return d_x, d_h0, None, None
+        ctx.backward_op(x, h0, lengths, h, grad_h.contiguous(), d_x, d_h0)
+        return d_x, d_h0, None, None, None
 
 
 class _MinRNN(nn.Module):
@@ -243,12 +243,15 @@ class _MinRNN(nn.Module):
     def _recurrence(self, x_proj: Tensor, h0: Optional[Tensor], lengths: Optional[Tensor]):
         if h0 is None:
             h0 = x_proj.new_zeros(x_proj.shape[0], self.hidden_size)
-        kernels = step_kernels(x_proj) if isinstance(self, MinGRU) else None
+        kernels = step_kernels(x_proj)
         if kernels is not None:
             B, T = x_proj.shape[:2]
             full = torch.full((B,), T, dtype=torch.long, device=x_proj.device)
-            h = _MinGRUSequence.apply(x_proj.contiguous(), h0.contiguous(),
-                                      full if lengths is None else lengths, kernels)
+            cell = self.cell_name.lower()                                   # mingru | minlstm
+            h = _MinRNNSequence.apply(x_proj.contiguous(), h0.contiguous(),
+                                      full if lengths is None else lengths,
+                                      getattr(kernels, f"{cell}_forward"),
+                                      getattr(kernels, f"{cell}_backward"))
             self.last_impl = "recurrence+kernels"
             out = h if lengths is None else h * time_mask(lengths, T).t().unsqueeze(-1)
             return out, h[:, -1]

@@ -1,5 +1,5 @@
 // The pointwise half of one time step of each cell, forward and backward, fused into one pass;
-// and minGRU's whole (linear) recurrence over all steps.
+// and minGRU's and minLSTM's whole (linear) recurrences over all steps.
 //
 // Shapes: B batch, H hidden size. Every tensor is a contiguous (B, ·) row block of float or double,
 // except `keep`, which may also broadcast from (B, 1) or (1, 1). The GEMMs stay outside, in
@@ -362,22 +362,31 @@ void lstm_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   });
 }
 
-// ---- minGRU over a whole sequence (Feng et al. 2024) ----------------------------------------------
-// x (B, T, 2H) = the input projection [k, p]: z = σ(k), h̃ = g(p) with g(p) = p + 1/2 (p ≥ 0) or σ(p);
-// h_t = (1 - z_t) h_{t-1} + z_t h̃_t, and past a row's length the state stays. The recurrence is
-// linear, so unlike the cells above the whole time loop runs here, one row of the batch per thread.
+// ---- minGRU and minLSTM over a whole sequence (Feng et al. 2024) ----------------------------------
+// The recurrence is linear, h_t = a_t h_{t-1} + b_t with a and b from x_t alone, so unlike the
+// cells above the whole time loop runs here, one row of the batch per thread, straight from the
+// input projection x (B, T, G·H) to the states (B, T, H); past a row's length a = 1, b = 0.
+//   minGRU  (G = 2, x = [k, p]):      z = σ(k),  a = 1 - z,  b = z g(p)
+//   minLSTM (G = 3, x = [kf, ki, p]): Δ = softplus(-kf) - softplus(-ki), a = f' = σ(-Δ) = f/(f+i),
+//                                     b = i' g(p) with i' = σ(Δ) (never 0/0, unlike f/(f+i))
+// with g(p) = p + 1/2 (p ≥ 0) or σ(p).
 template <typename T> inline T g_min(T p) { return p >= T(0) ? p + T(0.5) : sigm(p); }
 template <typename T> inline T g_min_slope(T p) {
   const T s = sigm(p);
   return p >= T(0) ? T(1) : s * (T(1) - s);
 }
+template <typename T> inline T softplus(T v) {
+  return (v > T(0) ? v : T(0)) + std::log1p(std::exp(-std::fabs(v)));
+}
 
-void mingru_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
-                    at::Tensor h_out) {
+template <int G>
+void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
+                     at::Tensor h_out) {
   check(x, "x"), check(h0, "h0"), check(lengths, "lengths"), check(h_out, "h_out");
   const int64_t B = x.size(0), T = x.size(1), H = h0.size(1);
+  TORCH_CHECK(x.size(2) == G * H, "rnnkit steps: x must be (B, T, ", G, "·H)");
   const int64_t* len = lengths.data_ptr<int64_t>();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mingru_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "min_rnn_forward", [&] {
     using T_ = scalar_t;
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>();
     T_* hp = h_out.data_ptr<T_>();
@@ -385,13 +394,21 @@ void mingru_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor&
       for (int64_t b = b0; b < b1; ++b) {
         const T_* prev = hp0 + b * H;
         for (int64_t t = 0; t < T; ++t) {
-          const T_ *k = xp + (b * T + t) * 2 * H, *p = k + H;
+          const T_* xr = xp + (b * T + t) * G * H;
           T_* h = hp + (b * T + t) * H;
           const T_ on = t < len[b] ? T_(1) : T_(0);        // 0 past the length: the state stays
           _Pragma("omp simd")
           for (int64_t j = 0; j < H; ++j) {
-            const T_ z = on * sigm(k[j]);
-            h[j] = (T_(1) - z) * prev[j] + z * g_min(p[j]);
+            T_ a, c;     // c: b's weight on g(p): z (minGRU) or i' (minLSTM)
+            if constexpr (G == 2) {
+              c = on * sigm(xr[j]);
+              a = T_(1) - c;
+            } else {
+              const T_ d = softplus(-xr[j]) - softplus(-xr[H + j]);
+              a = on * sigm(-d) + (T_(1) - on);
+              c = on * sigm(d);
+            }
+            h[j] = a * prev[j] + c * g_min(xr[(G - 1) * H + j]);
           }
           prev = h;
         }
@@ -400,37 +417,51 @@ void mingru_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor&
   });
 }
 
-// grad_h (B, T, H): the whole gradient reaching each state. G_t = grad_h_t + (1 - z_{t+1}) G_{t+1};
-// d k_t = G_t (h̃_t - h_{t-1}) z_t (1 - z_t), d p_t = G_t z_t g'(p_t), d h_0 = (1 - z_0) G_0.
-void mingru_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
-                     const at::Tensor& h, const at::Tensor& grad_h, at::Tensor d_x, at::Tensor d_h0) {
+// grad_h (B, T, H): the whole gradient reaching each state. G_t = grad_h_t + a_{t+1} G_{t+1};
+// d a_t = G_t h_{t-1}, d b_t = G_t, through the coefficients above to d x; d h_0 = a_0 G_0.
+template <int G>
+void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
+                      const at::Tensor& h, const at::Tensor& grad_h, at::Tensor d_x,
+                      at::Tensor d_h0) {
   check(x, "x"), check(h0, "h0"), check(lengths, "lengths"), check(h, "h"), check(grad_h, "grad_h");
   check(d_x, "d_x"), check(d_h0, "d_h0");
   const int64_t B = x.size(0), T = x.size(1), H = h0.size(1);
   const int64_t* len = lengths.data_ptr<int64_t>();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mingru_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "min_rnn_backward", [&] {
     using T_ = scalar_t;
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>(), *hp = h.data_ptr<T_>();
     const T_* gp = grad_h.data_ptr<T_>();
     T_ *dxp = d_x.data_ptr<T_>(), *dh0 = d_h0.data_ptr<T_>();
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      std::vector<T_> G(H, T_(0)), a_next(H, T_(0));    // G_{t+1} and 1 - z_{t+1}
+      std::vector<T_> G_next(H), a_next(H);              // G_{t+1} and a_{t+1}
       for (int64_t b = b0; b < b1; ++b) {
-        std::fill(G.begin(), G.end(), T_(0));
+        std::fill(G_next.begin(), G_next.end(), T_(0));
         std::fill(a_next.begin(), a_next.end(), T_(0));
-        T_ *Gp = G.data(), *an = a_next.data();
+        T_ *Gp = G_next.data(), *an = a_next.data();
         for (int64_t t = T - 1; t >= 0; --t) {
-          const T_ *k = xp + (b * T + t) * 2 * H, *p = k + H, *gh = gp + (b * T + t) * H;
+          const T_ *xr = xp + (b * T + t) * G * H, *gh = gp + (b * T + t) * H;
           const T_* prev = t > 0 ? hp + (b * T + t - 1) * H : hp0 + b * H;
-          T_* dk = dxp + (b * T + t) * 2 * H;
+          T_* dx = dxp + (b * T + t) * G * H;
           const T_ on = t < len[b] ? T_(1) : T_(0);
           _Pragma("omp simd")
           for (int64_t j = 0; j < H; ++j) {
             const T_ Gt = gh[j] + an[j] * Gp[j];
-            const T_ s = sigm(k[j]), z = on * s;
-            dk[j] = on * Gt * (g_min(p[j]) - prev[j]) * s * (T_(1) - s);
-            dk[H + j] = Gt * z * g_min_slope(p[j]);
-            Gp[j] = Gt, an[j] = T_(1) - z;
+            const T_ p = xr[(G - 1) * H + j], gv = g_min(p);
+            if constexpr (G == 2) {
+              const T_ s = sigm(xr[j]), z = on * s;
+              dx[j] = on * Gt * (gv - prev[j]) * s * (T_(1) - s);
+              dx[H + j] = Gt * z * g_min_slope(p);
+              an[j] = T_(1) - z;
+            } else {
+              const T_ d = softplus(-xr[j]) - softplus(-xr[H + j]);
+              const T_ fp = sigm(-d), ip = sigm(d);
+              const T_ dd = on * Gt * fp * ip * (gv - prev[j]);   // d Δ
+              dx[j] = -dd * sigm(-xr[j]);                          // dΔ/dkf = -σ(-kf)
+              dx[H + j] = dd * sigm(-xr[H + j]);                   // dΔ/dki = σ(-ki)
+              dx[2 * H + j] = on * Gt * ip * g_min_slope(p);
+              an[j] = on * fp + (T_(1) - on);
+            }
+            Gp[j] = Gt;
           }
         }
         _Pragma("omp simd")
@@ -462,7 +493,11 @@ TORCH_LIBRARY(rnnkit_steps, m) {
         "Tensor? stats_hh, Tensor(a!) d_pre, Tensor(b!)? d_c_norm, Tensor(c!)? d_a, "
         "Tensor(d!) carry_h, Tensor(e!) dc_out) -> ()", lstm_backward);
   m.def("mingru_forward(Tensor x, Tensor h0, Tensor lengths, Tensor(a!) h_out) -> ()",
-        mingru_forward);
+        min_rnn_forward<2>);
   m.def("mingru_backward(Tensor x, Tensor h0, Tensor lengths, Tensor h, Tensor grad_h, "
-        "Tensor(a!) d_x, Tensor(b!) d_h0) -> ()", mingru_backward);
+        "Tensor(a!) d_x, Tensor(b!) d_h0) -> ()", min_rnn_backward<2>);
+  m.def("minlstm_forward(Tensor x, Tensor h0, Tensor lengths, Tensor(a!) h_out) -> ()",
+        min_rnn_forward<3>);
+  m.def("minlstm_backward(Tensor x, Tensor h0, Tensor lengths, Tensor h, Tensor grad_h, "
+        "Tensor(a!) d_x, Tensor(b!) d_h0) -> ()", min_rnn_backward<3>);
 }

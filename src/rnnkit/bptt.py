@@ -163,10 +163,11 @@ class _RNNFunction(torch.autograd.Function):
         x_t, keep_t = x_proj.unbind(0), _steps(keep, T)
         hs, acts = _states(h0, T), torch.empty_like(x_proj)   # acts: act(pre) before zoneout
         step = kernels.rnn_forward if kernels is not None else _rnn_step
+        hs_t, acts_t = hs.unbind(0), acts.unbind(0)    # per-step views, made once
         for t in range(T):
-            h = hs[t]
+            h = hs_t[t]
             a = mm(h if h_mask is None else h * h_mask, bias_hh)             # (B, H)
-            step(a, x_t[t], h, keep_t[t], acts[t], hs[t + 1], relu)
+            step(a, x_t[t], h, keep_t[t], acts_t[t], hs_t[t + 1], relu)
         ctx.relu, ctx.kernels = relu, kernels
         ctx.save_for_backward(weight_hh, bias_hh, keep, out_mask, h_mask, hs, acts)
         return _outputs(hs[1:], out_mask), hs[-1]
@@ -182,13 +183,14 @@ class _RNNFunction(torch.autograd.Function):
         d_pre = torch.empty_like(acts)                     # (T, B, H)
         carry = torch.empty_like(hs[0])
         dh = grad_h_n.contiguous() if grad_h_n is not None else torch.zeros_like(hs[0])
+        acts_t, d_pre_t, hs_t = acts.unbind(0), d_pre.unbind(0), hs.unbind(0)
         for t in range(T - 1, -1, -1):
             if kernels is not None:
-                kernels.rnn_backward(dh, g_out[t], keep_t[t], acts[t], relu, d_pre[t], carry)
+                kernels.rnn_backward(dh, g_out[t], keep_t[t], acts_t[t], relu, d_pre_t[t], carry)
                 c = carry if keep is not None else None
             else:
-                c = _rnn_step_back(_plus(dh, g_out[t]), keep_t[t], acts[t], relu, d_pre[t])
-            d_rec = mm_back(d_pre[t])
+                c = _rnn_step_back(_plus(dh, g_out[t]), keep_t[t], acts_t[t], relu, d_pre_t[t])
+            d_rec = mm_back(d_pre_t[t])
             dh = _plus(d_rec if h_mask is None else d_rec * h_mask, c)
         h_rec = hs[:-1] if h_mask is None else hs[:-1] * h_mask
         d_bias = d_pre.sum((0, 1)) if bias_hh is not None else None
@@ -244,24 +246,26 @@ class _GRUFunction(torch.autograd.Function):
         hs = _states(h0, T)
         rz, n, a_n = (x_proj.new_empty(T, B, w) for w in (2 * H, H, H))  # kept for the backward
         a_raws, means, rstds = [], [], []
+        hs_t, rz_t, n_t, a_n_t = (v.unbind(0) for v in (hs, rz, n, a_n))   # per-step views
         for t in range(T):
-            h = hs[t]
+            h = hs_t[t]
             h_rec = h if h_mask is None else h * h_mask
             a = a_raw = mm_a(h_rec, b_a)                                   # (B, A)
             if ln:
                 a, mean, rstd = _layer_norm(a_raw, ln)
                 a_raws.append(a_raw), means.append(mean), rstds.append(rstd)
             if kernels is not None:
-                kernels.gru_forward(a, x_t[t], h, keep_t[t], rz[t], n[t], a_n[t], hs[t + 1])
+                kernels.gru_forward(a, x_t[t], h, keep_t[t], rz_t[t], n_t[t], a_n_t[t],
+                                    hs_t[t + 1])
                 continue
-            r, z = torch.add(a[:, :2 * H], x_t[t][:, :2 * H], out=rz[t]).sigmoid_().split(H, -1)
+            r, z = torch.add(a[:, :2 * H], x_t[t][:, :2 * H], out=rz_t[t]).sigmoid_().split(H, -1)
             if reset_after:
-                a_n[t] = a[:, 2 * H:]
-                torch.addcmul(x_t[t][:, 2 * H:], r, a_n[t], out=n[t]).tanh_()
+                a_n_t[t].copy_(a[:, 2 * H:])
+                torch.addcmul(x_t[t][:, 2 * H:], r, a_n_t[t], out=n_t[t]).tanh_()
             else:
-                a_n[t] = mm_n(r * h_rec, b_n)
-                torch.add(x_t[t][:, 2 * H:], a_n[t], out=n[t]).tanh_()
-            _lerp(torch.lerp(n[t], h, z), h, keep_t[t], hs[t + 1])       # (1 - z) n + z h
+                a_n_t[t].copy_(mm_n(r * h_rec, b_n))
+                torch.add(x_t[t][:, 2 * H:], a_n_t[t], out=n_t[t]).tanh_()
+            _lerp(torch.lerp(n_t[t], h, z), h, keep_t[t], hs_t[t + 1])       # (1 - z) n + z h
         stats = (torch.stack(a_raws), torch.stack(means), torch.stack(rstds)) if ln else (None,) * 3
         ctx.reset_after, ctx.kernels = reset_after, kernels
         ctx.save_for_backward(weight_hh, bias_hh, ln_w, ln_b, keep, out_mask, h_mask, hs, rz, n,
@@ -285,19 +289,23 @@ class _GRUFunction(torch.autograd.Function):
         d_a_raw = torch.empty_like(d_a) if ln_w is not None else d_a
         carry = torch.empty_like(hs[0])
         dh = grad_h_n.contiguous() if grad_h_n is not None else torch.zeros_like(hs[0])
+        rz_t, n_t, a_n_t, hs_t, d_x_t, d_a_t, d_a_raw_t, h_rec_t, a_raw_t, mean_t, rstd_t = (
+            _steps(v, T + 1) for v in (rz, n, a_n, hs, d_x, d_a, d_a_raw, h_rec, a_raw, mean, rstd))
         for t in range(T - 1, -1, -1):
             if kernels is not None:
-                kernels.gru_backward(dh, g_out[t], keep_t[t], rz[t], n[t], a_n[t], hs[t], d_x[t],
-                                     d_a[t], carry)
+                kernels.gru_backward(dh, g_out[t], keep_t[t], rz_t[t], n_t[t], a_n_t[t], hs_t[t],
+                                     d_x_t[t], d_a_t[t], carry)
                 c, d_rh = carry, None
             else:
-                c, d_rh = _gru_step_back(_plus(dh, g_out[t]), keep_t[t], rz[t], n[t], a_n[t],
-                                         hs[t], h_rec[t], reset_after, d_x[t], d_a[t], mm_n_back)
+                c, d_rh = _gru_step_back(_plus(dh, g_out[t]), keep_t[t], rz_t[t], n_t[t],
+                                         a_n_t[t], hs_t[t], h_rec_t[t], reset_after, d_x_t[t],
+                                         d_a_t[t], mm_n_back)
             if ln_w is not None:
-                d_a_raw[t] = _layer_norm_input_grad(d_a[t], a_raw[t], mean[t], rstd[t], ln_w)
-            d_rec = mm_a_back(d_a_raw[t])
+                d_a_raw_t[t].copy_(_layer_norm_input_grad(d_a_t[t], a_raw_t[t], mean_t[t],
+                                                          rstd_t[t], ln_w))
+            d_rec = mm_a_back(d_a_raw_t[t])
             if d_rh is not None:
-                d_rec.addcmul_(d_rh, rz[t, :, :H])
+                d_rec.addcmul_(d_rh, rz_t[t][:, :H])
             dh = (d_rec if h_mask is None else d_rec * h_mask).add_(c)
         d_ln_w = d_ln_b = None
         if ln_w is not None:

@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m rnnkit.kernels    # compile the step kernels for this CPU now (else at first use)
+	$(PY) -c 'from rnnkit import kernels; print(kernels.build())'   # for this CPU (else at first use)
 	touch $(STAMP)
 
 # The main job on its bundled default: a character-level LSTM trained on Shakespeare for at most

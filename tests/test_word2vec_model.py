@@ -8,16 +8,23 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit import kernels
 from rnnkit.data.errors import DataError
 from rnnkit.data.word_pairs import (cbow_examples, count_words, encode, keep_probabilities,
                                     noise_distribution, skipgram_pairs, subsample)
 from rnnkit.models.word2vec import Word2Vec, Word2VecConfig, analogy_scores, nearest, unit_rows
 
 
+@pytest.mark.parametrize("path", ["kernels", "torch-ops"])
 @pytest.mark.parametrize("arch", ["skipgram", "cbow"])
 @pytest.mark.parametrize("loss", ["negative", "nce"])
 @pytest.mark.parametrize("share", [1, 2])
-def test_sgd_step_is_minus_lr_times_the_autograd_gradient(arch, loss, share):
+def test_sgd_step_is_minus_lr_times_the_autograd_gradient(arch, loss, share, path, monkeypatch):
+    """Through the compiled step (w2v_sgd) and through torch ops alike."""
+    if path == "torch-ops":
+        monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    elif kernels.load() is None:
+        pytest.skip(f"no compiled kernels here: {kernels.build_error()}")
     model = Word2Vec(Word2VecConfig(20, 6, arch, loss, negatives=3), seed=1)
     g = torch.Generator().manual_seed(0)
     model.w_out.data.normal_(generator=g)

@@ -38,17 +38,11 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["rnn_bptt", "gru_bptt", "lstm_bptt", "step_kernels"]
+from .kernels import step_kernels
+
+__all__ = ["rnn_bptt", "gru_bptt", "lstm_bptt"]
 
 LN_EPS = 1e-5   # F.layer_norm's default, as in cells._norm
-
-
-def step_kernels(x: Tensor):
-    """The compiled step kernels if they apply to ``x`` (CPU, float32/float64) and are built."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        return None
-    from . import kernels
-    return kernels.load()
 
 
 class _MatMul:

@@ -2,7 +2,7 @@
 
 ``load()`` returns ``torch.ops.rnnkit_steps`` or None. The first call compiles the C++ file with the
 machine's g++ through ``torch.utils.cpp_extension`` (about 20–40 s; ``make`` does it at install
-time with ``python -m rnnkit.kernels``) into ``$RNNKIT_CACHE/kernels/<key>`` (default
+time with ``kernels.build()``) into ``$RNNKIT_CACHE/kernels/<key>`` (default
 ``~/.cache/rnnkit``), where the key covers the source, torch's version and the CPU's flags, since the
 code is built for this CPU (-march=native). Without a compiler, or with ``RNNKIT_KERNELS=0`` in the
 environment, ``load()`` returns None and ``bptt`` runs its steps as torch ops instead; the layers
@@ -21,7 +21,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["load", "build_error"]
+__all__ = ["load", "build", "build_error", "step_kernels"]
 
 SOURCE = Path(__file__).parent / "csrc" / "steps.cpp"
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp-simd"]
@@ -75,12 +75,23 @@ def load(verbose: bool = False) -> Optional[object]:
     return _state["ops"]
 
 
+def step_kernels(x: torch.Tensor):
+    """The compiled kernels if they apply to ``x`` (CPU, float32/float64) and are built, else None."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    return load()
+
+
 def build_error() -> Optional[str]:
     """Why ``load()`` returned None (None if it did not, or was not called)."""
     return _state.get("error")
 
 
-if __name__ == "__main__":   # `python -m rnnkit.kernels`: build now (make's install step)
-    ops = load(verbose="-v" in sys.argv)
-    print(f"rnnkit kernels: {'ready in ' + str(_build_dir()) if ops else build_error() or 'disabled'}")
-    sys.exit(0)
+def build(verbose: bool = False) -> str:
+    """Build now (make's install step) and say where, or why not."""
+    ops = load(verbose)
+    return f"rnnkit kernels: {'ready in ' + str(_build_dir()) if ops else build_error() or 'disabled'}"
+
+
+if __name__ == "__main__":
+    print(build(verbose="-v" in sys.argv))

@@ -37,9 +37,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .bptt import gru_bptt, lstm_bptt, rnn_bptt, step_kernels
+from .bptt import gru_bptt, lstm_bptt, rnn_bptt
 from .cells import _add_layer_norm, _layer_norm_params, _norm, _reset_layer_norm, gru_gates, \
     lstm_gates, rnn_step
+from .kernels import step_kernels
 from .unroll import State, check_lengths, map_state, mask_padding, reverse_within_lengths, \
     time_mask, unroll
 

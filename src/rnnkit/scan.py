@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .bptt import step_kernels
+from .kernels import step_kernels
 from .unroll import check_lengths, mask_padding, reverse_within_lengths, time_mask, unroll
 
 __all__ = ["MinGRU", "MinLSTM"]

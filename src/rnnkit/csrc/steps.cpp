@@ -1,5 +1,5 @@
 // The pointwise half of one time step of each cell, forward and backward, fused into one pass;
-// and minGRU's and minLSTM's whole (linear) recurrences over all steps.
+// minGRU's and minLSTM's whole (linear) recurrences over all steps; and word2vec's sparse SGD step.
 //
 // Shapes: B batch, H hidden size. Every tensor is a contiguous (B, ·) row block of float or double,
 // except `keep`, which may also broadcast from (B, 1) or (1, 1). The GEMMs stay outside, in
@@ -471,6 +471,115 @@ void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tenso
   });
 }
 
+// ---- word2vec: one batch of sparse SGD (negative sampling or NCE) ---------------------------------
+// The same step as Word2Vec.sgd_step, in one pass over the batch: every score and gradient from the
+// tables as they were (phase 1, one example per thread), then the updates (phase 2, in order, since
+// rows repeat). inputs (B,) centre words or (B, C) context words (-1: padding); positive (B,);
+// noise (G, K), shared by each group of S = B / G consecutive examples. With g = label - σ(s) and
+// lr folded in:  w_out[t] += g_t v,  v += Σ_t g_t u_t (CBOW: split over the context words).
+// NCE scores are s - log(K P_n(w)) with a bias per word. Returns the batch's mean loss, or NaN
+// without with_loss.
+double w2v_sgd(at::Tensor w_in, at::Tensor w_out, at::Tensor b_out, const at::Tensor& log_noise,
+               const at::Tensor& inputs, const at::Tensor& positive, const at::Tensor& noise,
+               double lr, bool nce, bool with_loss) {
+  check(w_in, "w_in"), check(w_out, "w_out"), check(b_out, "b_out"), check(log_noise, "log_noise");
+  check(inputs, "inputs"), check(positive, "positive"), check(noise, "noise");
+  const int64_t B = positive.size(0), E = w_in.size(1), G = noise.size(0), K = noise.size(1);
+  const int64_t S = B / G, C = inputs.dim() == 2 ? inputs.size(1) : 0;
+  TORCH_CHECK(G * S == B, "rnnkit steps: w2v_sgd needs whole groups (B % G == 0)");
+  const int64_t *in = inputs.data_ptr<int64_t>(), *pos = positive.data_ptr<int64_t>();
+  const int64_t* nz = noise.data_ptr<int64_t>();
+  double loss = 0;
+  AT_DISPATCH_FLOATING_TYPES(w_in.scalar_type(), "w2v_sgd", [&] {
+    using T = scalar_t;
+    T *wi = w_in.data_ptr<T>(), *wo = w_out.data_ptr<T>(), *bo = b_out.data_ptr<T>();
+    const T* ln = log_noise.data_ptr<T>();
+    const T log_k = std::log(T(K));
+    // scratch kept per thread across calls: fresh buffers would cost page faults at every batch
+    thread_local std::vector<T> v, grad_v, g_pos, g_neg, count;
+    thread_local std::vector<double> losses;
+    v.resize(B * E), grad_v.resize(B * E), g_pos.resize(B), g_neg.resize(B * K);
+    count.assign(B, T(1)), losses.assign(B, 0.0);
+    at::parallel_for(0, B, 16, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* vb = v.data() + b * E;
+        if (C == 0) {
+          const T* row = wi + in[b] * E;
+          for (int64_t e = 0; e < E; ++e) vb[e] = row[e];
+        } else {                    // CBOW: the mean of the valid context vectors
+          int64_t n = 0;
+          std::fill(vb, vb + E, T(0));
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t w = in[b * C + c];
+            if (w < 0) continue;
+            const T* row = wi + w * E;
+            _Pragma("omp simd")
+            for (int64_t e = 0; e < E; ++e) vb[e] += row[e];
+            ++n;
+          }
+          count[b] = T(n > 0 ? n : 1);
+          for (int64_t e = 0; e < E; ++e) vb[e] /= count[b];
+        }
+        auto score = [&](int64_t w) {
+          const T* u = wo + w * E;
+          T d = 0;
+          _Pragma("omp simd reduction(+:d)")
+          for (int64_t e = 0; e < E; ++e) d += vb[e] * u[e];
+          return nce ? d + bo[w] - ln[w] - log_k : d;
+        };
+        T* gv = grad_v.data() + b * E;
+        const T sp = score(pos[b]);
+        g_pos[b] = (T(1) - T(1) / (T(1) + std::exp(-sp))) * T(lr);
+        const T* up = wo + pos[b] * E;
+        for (int64_t e = 0; e < E; ++e) gv[e] = g_pos[b] * up[e];
+        double l = with_loss ? softplus(-static_cast<double>(sp)) : 0.0;   // -log σ(s)
+        const int64_t* nk = nz + (b / S) * K;
+        for (int64_t k = 0; k < K; ++k) {
+          const T sn = score(nk[k]);
+          const T gn = -T(lr) / (T(1) + std::exp(-sn));
+          g_neg[b * K + k] = gn;
+          const T* un = wo + nk[k] * E;
+          _Pragma("omp simd")
+          for (int64_t e = 0; e < E; ++e) gv[e] += gn * un[e];
+          if (with_loss) l += softplus(static_cast<double>(sn));                  // -log σ(-s)
+        }
+        losses[b] = l;
+      }
+    });
+    for (int64_t b = 0; b < B; ++b) {               // phase 2: the updates, in order
+      const T* vb = v.data() + b * E;
+      T* up = wo + pos[b] * E;
+      _Pragma("omp simd")
+      for (int64_t e = 0; e < E; ++e) up[e] += g_pos[b] * vb[e];
+      const int64_t* nk = nz + (b / S) * K;
+      for (int64_t k = 0; k < K; ++k) {
+        T* un = wo + nk[k] * E;
+        const T gn = g_neg[b * K + k];
+        _Pragma("omp simd")
+        for (int64_t e = 0; e < E; ++e) un[e] += gn * vb[e];
+        if (nce) bo[nk[k]] += gn;
+      }
+      if (nce) bo[pos[b]] += g_pos[b];
+      const T* gv = grad_v.data() + b * E;
+      if (C == 0) {
+        T* row = wi + in[b] * E;
+        _Pragma("omp simd")
+        for (int64_t e = 0; e < E; ++e) row[e] += gv[e];
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t w = in[b * C + c];
+          if (w < 0) continue;
+          T* row = wi + w * E;
+          _Pragma("omp simd")
+          for (int64_t e = 0; e < E; ++e) row[e] += gv[e] / count[b];
+        }
+      }
+    }
+    for (int64_t b = 0; b < B; ++b) loss += losses[b];
+  });
+  return with_loss ? loss / static_cast<double>(B) : std::nan("");
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_steps, m) {
@@ -500,4 +609,7 @@ TORCH_LIBRARY(rnnkit_steps, m) {
         min_rnn_forward<3>);
   m.def("minlstm_backward(Tensor x, Tensor h0, Tensor lengths, Tensor h, Tensor grad_h, "
         "Tensor(a!) d_x, Tensor(b!) d_h0) -> ()", min_rnn_backward<3>);
+  m.def("w2v_sgd(Tensor(a!) w_in, Tensor(b!) w_out, Tensor(c!) b_out, Tensor log_noise, "
+        "Tensor inputs, Tensor positive, Tensor noise, float lr, bool nce, bool with_loss) -> float",
+        w2v_sgd);
 }

@@ -1,4 +1,6 @@
-"""The compiled step kernels (``csrc/steps.cpp``): built once per machine, then loaded from a cache.
+"""The compiled kernels (``csrc/steps.cpp``): the pointwise half of each cell's step (``bptt``),
+minGRU's and minLSTM's whole recurrences (``scan``) and word2vec's SGD step; built once per
+machine, then loaded from a cache.
 
 ``load()`` returns ``torch.ops.rnnkit_steps`` or None. The first call compiles the C++ file with the
 machine's g++ through ``torch.utils.cpp_extension`` (about 20–40 s; ``make`` does it at install

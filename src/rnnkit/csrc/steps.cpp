@@ -17,7 +17,6 @@
 // rows are kept per thread rather than allocated per call (at B = 1 allocations cost more than
 // the arithmetic).
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -364,7 +363,7 @@ void lstm_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
 
 // ---- minGRU and minLSTM over a whole sequence (Feng et al. 2024) ----------------------------------
 // The recurrence is linear, h_t = a_t h_{t-1} + b_t with a and b from x_t alone, so unlike the
-// cells above the whole time loop runs here, one row of the batch per thread, straight from the
+// cells above the whole time loop runs here, one row of the batch after another, straight from the
 // input projection x (B, T, G·H) to the states (B, T, H); past a row's length a = 1, b = 0.
 //   minGRU  (G = 2, x = [k, p]):      z = σ(k),  a = 1 - z,  b = z g(p)
 //   minLSTM (G = 3, x = [kf, ki, p]): Δ = softplus(-kf) - softplus(-ki), a = f' = σ(-Δ) = f/(f+i),
@@ -390,8 +389,8 @@ void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor
     using T_ = scalar_t;
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>();
     T_* hp = h_out.data_ptr<T_>();
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
+    {
+      for (int64_t b = 0; b < B; ++b) {
         const T_* prev = hp0 + b * H;
         for (int64_t t = 0; t < T; ++t) {
           const T_* xr = xp + (b * T + t) * G * H;
@@ -413,7 +412,7 @@ void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor
           prev = h;
         }
       }
-    });
+    }
   });
 }
 
@@ -432,9 +431,9 @@ void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tenso
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>(), *hp = h.data_ptr<T_>();
     const T_* gp = grad_h.data_ptr<T_>();
     T_ *dxp = d_x.data_ptr<T_>(), *dh0 = d_h0.data_ptr<T_>();
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    {
       std::vector<T_> G_next(H), a_next(H);              // G_{t+1} and a_{t+1}
-      for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t b = 0; b < B; ++b) {
         std::fill(G_next.begin(), G_next.end(), T_(0));
         std::fill(a_next.begin(), a_next.end(), T_(0));
         T_ *Gp = G_next.data(), *an = a_next.data();
@@ -467,13 +466,13 @@ void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tenso
         _Pragma("omp simd")
         for (int64_t j = 0; j < H; ++j) dh0[b * H + j] = an[j] * Gp[j];
       }
-    });
+    }
   });
 }
 
 // ---- word2vec: one batch of sparse SGD (negative sampling or NCE) ---------------------------------
 // The same step as Word2Vec.sgd_step, in one pass over the batch: every score and gradient from the
-// tables as they were (phase 1, one example per thread), then the updates (phase 2, in order, since
+// tables as they were (phase 1), then the updates (phase 2, in order, since
 // rows repeat). inputs (B,) centre words or (B, C) context words (-1: padding); positive (B,);
 // noise (G, K), shared by each group of S = B / G consecutive examples. With g = label - σ(s) and
 // lr folded in:  w_out[t] += g_t v,  v += Σ_t g_t u_t (CBOW: split over the context words).
@@ -500,8 +499,8 @@ double w2v_sgd(at::Tensor w_in, at::Tensor w_out, at::Tensor b_out, const at::Te
     thread_local std::vector<double> losses;
     v.resize(B * E), grad_v.resize(B * E), g_pos.resize(B), g_neg.resize(B * K);
     count.assign(B, T(1)), losses.assign(B, 0.0);
-    at::parallel_for(0, B, 16, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
+    {
+      for (int64_t b = 0; b < B; ++b) {
         T* vb = v.data() + b * E;
         if (C == 0) {
           const T* row = wi + in[b] * E;
@@ -545,7 +544,7 @@ double w2v_sgd(at::Tensor w_in, at::Tensor w_out, at::Tensor b_out, const at::Te
         }
         losses[b] = l;
       }
-    });
+    }
     for (int64_t b = 0; b < B; ++b) {               // phase 2: the updates, in order
       const T* vb = v.data() + b * E;
       T* up = wo + pos[b] * E;

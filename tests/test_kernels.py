@@ -51,3 +51,15 @@ def test_rnnkit_kernels_0_turns_them_off(monkeypatch):
     rnn = rnnkit.RNN(3, 4)
     rnn(torch.randn(5, 2, 3))[0].sum().backward()
     assert rnn.last_impl == "bptt"
+
+
+def test_the_word2vec_step_refuses_a_word_outside_the_vocabulary():
+    ops = kernels.load()
+    if ops is None:
+        pytest.skip(f"no compiled kernels here: {kernels.build_error()}")
+    w_in, w_out, b_out, log_noise = torch.zeros(5, 3), torch.zeros(5, 3), torch.zeros(5), torch.zeros(5)
+    before = w_out.clone()
+    with pytest.raises(RuntimeError, match="word id 5 outside the vocabulary of 5"):
+        ops.w2v_sgd(w_in, w_out, b_out, log_noise, torch.tensor([0, 5]), torch.tensor([1, 2]),
+                    torch.tensor([[3, 4]]), 0.1, False, False)
+    assert torch.equal(w_out, before)                                 # refused before any update

@@ -389,28 +389,26 @@ void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor
     using T_ = scalar_t;
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>();
     T_* hp = h_out.data_ptr<T_>();
-    {
-      for (int64_t b = 0; b < B; ++b) {
-        const T_* prev = hp0 + b * H;
-        for (int64_t t = 0; t < T; ++t) {
-          const T_* xr = xp + (b * T + t) * G * H;
-          T_* h = hp + (b * T + t) * H;
-          const T_ on = t < len[b] ? T_(1) : T_(0);        // 0 past the length: the state stays
-          _Pragma("omp simd")
-          for (int64_t j = 0; j < H; ++j) {
-            T_ a, c;     // c: b's weight on g(p): z (minGRU) or i' (minLSTM)
-            if constexpr (G == 2) {
-              c = on * sigm(xr[j]);
-              a = T_(1) - c;
-            } else {
-              const T_ d = softplus(-xr[j]) - softplus(-xr[H + j]);
-              a = on * sigm(-d) + (T_(1) - on);
-              c = on * sigm(d);
-            }
-            h[j] = a * prev[j] + c * g_min(xr[(G - 1) * H + j]);
+    for (int64_t b = 0; b < B; ++b) {
+      const T_* prev = hp0 + b * H;
+      for (int64_t t = 0; t < T; ++t) {
+        const T_* xr = xp + (b * T + t) * G * H;
+        T_* h = hp + (b * T + t) * H;
+        const T_ on = t < len[b] ? T_(1) : T_(0);        // 0 past the length: the state stays
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < H; ++j) {
+          T_ a, c;     // c: b's weight on g(p): z (minGRU) or i' (minLSTM)
+          if constexpr (G == 2) {
+            c = on * sigm(xr[j]);
+            a = T_(1) - c;
+          } else {
+            const T_ d = softplus(-xr[j]) - softplus(-xr[H + j]);
+            a = on * sigm(-d) + (T_(1) - on);
+            c = on * sigm(d);
           }
-          prev = h;
+          h[j] = a * prev[j] + c * g_min(xr[(G - 1) * H + j]);
         }
+        prev = h;
       }
     }
   });
@@ -431,49 +429,47 @@ void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tenso
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>(), *hp = h.data_ptr<T_>();
     const T_* gp = grad_h.data_ptr<T_>();
     T_ *dxp = d_x.data_ptr<T_>(), *dh0 = d_h0.data_ptr<T_>();
-    {
-      std::vector<T_> G_next(H), a_next(H);              // G_{t+1} and a_{t+1}
-      for (int64_t b = 0; b < B; ++b) {
-        std::fill(G_next.begin(), G_next.end(), T_(0));
-        std::fill(a_next.begin(), a_next.end(), T_(0));
-        T_ *Gp = G_next.data(), *an = a_next.data();
-        for (int64_t t = T - 1; t >= 0; --t) {
-          const T_ *xr = xp + (b * T + t) * G * H, *gh = gp + (b * T + t) * H;
-          const T_* prev = t > 0 ? hp + (b * T + t - 1) * H : hp0 + b * H;
-          T_* dx = dxp + (b * T + t) * G * H;
-          const T_ on = t < len[b] ? T_(1) : T_(0);
-          _Pragma("omp simd")
-          for (int64_t j = 0; j < H; ++j) {
-            const T_ Gt = gh[j] + an[j] * Gp[j];
-            const T_ p = xr[(G - 1) * H + j], gv = g_min(p);
-            if constexpr (G == 2) {
-              const T_ s = sigm(xr[j]), z = on * s;
-              dx[j] = on * Gt * (gv - prev[j]) * s * (T_(1) - s);
-              dx[H + j] = Gt * z * g_min_slope(p);
-              an[j] = T_(1) - z;
-            } else {
-              const T_ d = softplus(-xr[j]) - softplus(-xr[H + j]);
-              const T_ fp = sigm(-d), ip = sigm(d);
-              const T_ dd = on * Gt * fp * ip * (gv - prev[j]);   // d Δ
-              dx[j] = -dd * sigm(-xr[j]);                          // dΔ/dkf = -σ(-kf)
-              dx[H + j] = dd * sigm(-xr[H + j]);                   // dΔ/dki = σ(-ki)
-              dx[2 * H + j] = on * Gt * ip * g_min_slope(p);
-              an[j] = on * fp + (T_(1) - on);
-            }
-            Gp[j] = Gt;
-          }
-        }
+    std::vector<T_> G_next(H), a_next(H);              // G_{t+1} and a_{t+1}
+    for (int64_t b = 0; b < B; ++b) {
+      std::fill(G_next.begin(), G_next.end(), T_(0));
+      std::fill(a_next.begin(), a_next.end(), T_(0));
+      T_ *Gp = G_next.data(), *an = a_next.data();
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const T_ *xr = xp + (b * T + t) * G * H, *gh = gp + (b * T + t) * H;
+        const T_* prev = t > 0 ? hp + (b * T + t - 1) * H : hp0 + b * H;
+        T_* dx = dxp + (b * T + t) * G * H;
+        const T_ on = t < len[b] ? T_(1) : T_(0);
         _Pragma("omp simd")
-        for (int64_t j = 0; j < H; ++j) dh0[b * H + j] = an[j] * Gp[j];
+        for (int64_t j = 0; j < H; ++j) {
+          const T_ Gt = gh[j] + an[j] * Gp[j];
+          const T_ p = xr[(G - 1) * H + j], gv = g_min(p);
+          if constexpr (G == 2) {
+            const T_ s = sigm(xr[j]), z = on * s;
+            dx[j] = on * Gt * (gv - prev[j]) * s * (T_(1) - s);
+            dx[H + j] = Gt * z * g_min_slope(p);
+            an[j] = T_(1) - z;
+          } else {
+            const T_ d = softplus(-xr[j]) - softplus(-xr[H + j]);
+            const T_ fp = sigm(-d), ip = sigm(d);
+            const T_ dd = on * Gt * fp * ip * (gv - prev[j]);   // d Δ
+            dx[j] = -dd * sigm(-xr[j]);                          // dΔ/dkf = -σ(-kf)
+            dx[H + j] = dd * sigm(-xr[H + j]);                   // dΔ/dki = σ(-ki)
+            dx[2 * H + j] = on * Gt * ip * g_min_slope(p);
+            an[j] = on * fp + (T_(1) - on);
+          }
+          Gp[j] = Gt;
+        }
       }
+      _Pragma("omp simd")
+      for (int64_t j = 0; j < H; ++j) dh0[b * H + j] = an[j] * Gp[j];
     }
   });
 }
 
 // ---- word2vec: one batch of sparse SGD (negative sampling or NCE) ---------------------------------
 // The same step as Word2Vec.sgd_step, in one pass over the batch: every score and gradient from the
-// tables as they were (phase 1), then the updates (phase 2, in order, since
-// rows repeat). inputs (B,) centre words or (B, C) context words (-1: padding); positive (B,);
+// tables as they were (phase 1), then the updates (phase 2, in order, since rows repeat).
+// inputs (B,) centre words or (B, C) context words (-1: padding); positive (B,);
 // noise (G, K), shared by each group of S = B / G consecutive examples. With g = label - σ(s) and
 // lr folded in:  w_out[t] += g_t v,  v += Σ_t g_t u_t (CBOW: split over the context words).
 // NCE scores are s - log(K P_n(w)) with a bias per word. Returns the batch's mean loss, or NaN
@@ -488,6 +484,14 @@ double w2v_sgd(at::Tensor w_in, at::Tensor w_out, at::Tensor b_out, const at::Te
   TORCH_CHECK(G * S == B, "rnnkit steps: w2v_sgd needs whole groups (B % G == 0)");
   const int64_t *in = inputs.data_ptr<int64_t>(), *pos = positive.data_ptr<int64_t>();
   const int64_t* nz = noise.data_ptr<int64_t>();
+  const int64_t V = w_in.size(0);
+  auto ids_in_range = [V](const int64_t* ids, int64_t n, int64_t lowest) {
+    for (int64_t i = 0; i < n; ++i)
+      TORCH_CHECK(ids[i] >= lowest && ids[i] < V, "rnnkit steps: w2v_sgd: word id ", ids[i],
+                  " outside the vocabulary of ", V);
+  };
+  ids_in_range(in, inputs.numel(), C > 0 ? -1 : 0), ids_in_range(pos, B, 0);
+  ids_in_range(nz, G * K, 0);
   double loss = 0;
   AT_DISPATCH_FLOATING_TYPES(w_in.scalar_type(), "w2v_sgd", [&] {
     using T = scalar_t;
@@ -496,54 +500,51 @@ double w2v_sgd(at::Tensor w_in, at::Tensor w_out, at::Tensor b_out, const at::Te
     const T log_k = std::log(T(K));
     // scratch kept per thread across calls: fresh buffers would cost page faults at every batch
     thread_local std::vector<T> v, grad_v, g_pos, g_neg, count;
-    thread_local std::vector<double> losses;
     v.resize(B * E), grad_v.resize(B * E), g_pos.resize(B), g_neg.resize(B * K);
-    count.assign(B, T(1)), losses.assign(B, 0.0);
-    {
-      for (int64_t b = 0; b < B; ++b) {
-        T* vb = v.data() + b * E;
-        if (C == 0) {
-          const T* row = wi + in[b] * E;
-          for (int64_t e = 0; e < E; ++e) vb[e] = row[e];
-        } else {                    // CBOW: the mean of the valid context vectors
-          int64_t n = 0;
-          std::fill(vb, vb + E, T(0));
-          for (int64_t c = 0; c < C; ++c) {
-            const int64_t w = in[b * C + c];
-            if (w < 0) continue;
-            const T* row = wi + w * E;
-            _Pragma("omp simd")
-            for (int64_t e = 0; e < E; ++e) vb[e] += row[e];
-            ++n;
-          }
-          count[b] = T(n > 0 ? n : 1);
-          for (int64_t e = 0; e < E; ++e) vb[e] /= count[b];
-        }
-        auto score = [&](int64_t w) {
-          const T* u = wo + w * E;
-          T d = 0;
-          _Pragma("omp simd reduction(+:d)")
-          for (int64_t e = 0; e < E; ++e) d += vb[e] * u[e];
-          return nce ? d + bo[w] - ln[w] - log_k : d;
-        };
-        T* gv = grad_v.data() + b * E;
-        const T sp = score(pos[b]);
-        g_pos[b] = (T(1) - T(1) / (T(1) + std::exp(-sp))) * T(lr);
-        const T* up = wo + pos[b] * E;
-        for (int64_t e = 0; e < E; ++e) gv[e] = g_pos[b] * up[e];
-        double l = with_loss ? softplus(-static_cast<double>(sp)) : 0.0;   // -log σ(s)
-        const int64_t* nk = nz + (b / S) * K;
-        for (int64_t k = 0; k < K; ++k) {
-          const T sn = score(nk[k]);
-          const T gn = -T(lr) / (T(1) + std::exp(-sn));
-          g_neg[b * K + k] = gn;
-          const T* un = wo + nk[k] * E;
+    count.assign(B, T(1));
+    for (int64_t b = 0; b < B; ++b) {                // phase 1: scores and gradients
+      T* vb = v.data() + b * E;
+      if (C == 0) {
+        const T* row = wi + in[b] * E;
+        for (int64_t e = 0; e < E; ++e) vb[e] = row[e];
+      } else {                    // CBOW: the mean of the valid context vectors
+        int64_t n = 0;
+        std::fill(vb, vb + E, T(0));
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t w = in[b * C + c];
+          if (w < 0) continue;
+          const T* row = wi + w * E;
           _Pragma("omp simd")
-          for (int64_t e = 0; e < E; ++e) gv[e] += gn * un[e];
-          if (with_loss) l += softplus(static_cast<double>(sn));                  // -log σ(-s)
+          for (int64_t e = 0; e < E; ++e) vb[e] += row[e];
+          ++n;
         }
-        losses[b] = l;
+        count[b] = T(n > 0 ? n : 1);
+        for (int64_t e = 0; e < E; ++e) vb[e] /= count[b];
       }
+      auto score = [&](int64_t w) {
+        const T* u = wo + w * E;
+        T d = 0;
+        _Pragma("omp simd reduction(+:d)")
+        for (int64_t e = 0; e < E; ++e) d += vb[e] * u[e];
+        return nce ? d + bo[w] - ln[w] - log_k : d;
+      };
+      T* gv = grad_v.data() + b * E;
+      const T sp = score(pos[b]);
+      g_pos[b] = (T(1) - T(1) / (T(1) + std::exp(-sp))) * T(lr);
+      const T* up = wo + pos[b] * E;
+      for (int64_t e = 0; e < E; ++e) gv[e] = g_pos[b] * up[e];
+      double l = with_loss ? softplus(-static_cast<double>(sp)) : 0.0;   // -log σ(s)
+      const int64_t* nk = nz + (b / S) * K;
+      for (int64_t k = 0; k < K; ++k) {
+        const T sn = score(nk[k]);
+        const T gn = -T(lr) / (T(1) + std::exp(-sn));
+        g_neg[b * K + k] = gn;
+        const T* un = wo + nk[k] * E;
+        _Pragma("omp simd")
+        for (int64_t e = 0; e < E; ++e) gv[e] += gn * un[e];
+        if (with_loss) l += softplus(static_cast<double>(sn));                  // -log σ(-s)
+      }
+      loss += l;
     }
     for (int64_t b = 0; b < B; ++b) {               // phase 2: the updates, in order
       const T* vb = v.data() + b * E;
@@ -574,7 +575,6 @@ double w2v_sgd(at::Tensor w_in, at::Tensor w_out, at::Tensor b_out, const at::Te
         }
       }
     }
-    for (int64_t b = 0; b < B; ++b) loss += losses[b];
   });
   return with_loss ? loss / static_cast<double>(B) : std::nan("");
 }

@@ -389,6 +389,7 @@ class _RecurrentLayer(nn.Module):
         T, B = x.shape[0], x.shape[1]
         mask = None if lengths is None else time_mask(lengths, T).unsqueeze(-1)   # (T, B, 1)
         out_mask = None if mask is None else mask.to(x.dtype)
+        frozen = None if mask is None else (~mask).to(x.dtype)     # keep = 1 past each length
 
         def direction(layer, d, suffix, x_proj, init):
             h_mask = self._recurrent_mask(init)
@@ -396,7 +397,7 @@ class _RecurrentLayer(nn.Module):
             keep = self._zoneout_keep(init, T)
             if mask is not None:
                 keep = tuple(torch.where(mask, k, 1.0) for k in keep) if keep is not None else \
-                    tuple((~mask).to(x.dtype) for _ in range(1 if isinstance(init, Tensor) else 2))
+                    (frozen,) * (1 if isinstance(init, Tensor) else 2)
             if d == 1:
                 x_proj = reverse_within_lengths(x_proj, lengths)
             # Under autocast the input projection may come in bfloat16/float16; the recurrence

@@ -96,7 +96,7 @@ void rnn_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
   at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "rnn_forward", [&] {
     using T = scalar_t;
-    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    constant_rows<T>(std::max<int64_t>(B, 4) * H);   // B·H or 4H values at most
     const T *kp = keep_rows<T>(keep, B, H, hold), *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>();
     const T* hp = h.data_ptr<T>();
     T *y = act_out.data_ptr<T>(), *ho = h_out.data_ptr<T>();
@@ -121,7 +121,7 @@ void rnn_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
     using T = scalar_t;
-    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    constant_rows<T>(std::max<int64_t>(B, 4) * H);   // B·H or 4H values at most
     const T *kp = keep_rows<T>(keep, B, H, hold), *g = data_or<T>(g_out, B * H, 0, "g_out");
     const T *d0 = dh.data_ptr<T>(), *y = act.data_ptr<T>();
     T *dp = d_pre.data_ptr<T>(), *c = carry.data_ptr<T>();
@@ -149,7 +149,7 @@ void gru_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
   at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
-    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    constant_rows<T>(std::max<int64_t>(B, 4) * H);   // B·H or 4H values at most
     const T *kp = keep_rows<T>(keep, B, H, hold), *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>();
     const T* hp = h.data_ptr<T>();
     T *rz = rz_out.data_ptr<T>(), *n = n_out.data_ptr<T>(), *an = a_n_out.data_ptr<T>();
@@ -179,7 +179,7 @@ void gru_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   at::Tensor hold;
   AT_DISPATCH_FLOATING_TYPES(n.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
-    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    constant_rows<T>(std::max<int64_t>(B, 4) * H);   // B·H or 4H values at most
     const T *kp = keep_rows<T>(keep, B, H, hold), *g = data_or<T>(g_out, B * H, 0, "g_out");
     const T *d0 = dh.data_ptr<T>(), *rzp = rz.data_ptr<T>();
     const T *np = n.data_ptr<T>(), *anp = a_n.data_ptr<T>(), *hp = h_prev.data_ptr<T>();
@@ -250,7 +250,7 @@ void lstm_forward(const at::Tensor& a, const at::Tensor& x, const at::Tensor& h,
   at::Tensor hold_h, hold_c;
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
-    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    constant_rows<T>(std::max<int64_t>(B, 4) * H);   // B·H or 4H values at most
     const T *ap = a.data_ptr<T>(), *xp = x.data_ptr<T>(), *hp = h.data_ptr<T>(), *cp = c.data_ptr<T>();
     const T *wi = data_or<T>(w_ci, H, 0, "w_ci"), *wf = data_or<T>(w_cf, H, 0, "w_cf"),
             *wo = data_or<T>(w_co, H, 0, "w_co");
@@ -315,7 +315,7 @@ void lstm_backward(const at::Tensor& dh, const std::optional<at::Tensor>& g_out,
   at::Tensor hold_h, hold_c;
   AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
-    constant_rows<T>(B * H > 4 * H ? B * H : 4 * H);
+    constant_rows<T>(std::max<int64_t>(B, 4) * H);   // B·H or 4H values at most
     const T *d0 = dh.data_ptr<T>(), *g = data_or<T>(g_out, B * H, 0, "g_out"), *dcp = dc.data_ptr<T>();
     const T *gp = gates.data_ptr<T>(), *tc = tanh_c.data_ptr<T>(), *cp = c_prev.data_ptr<T>();
     const T *wi = data_or<T>(w_ci, H, 0, "w_ci"), *wf = data_or<T>(w_cf, H, 0, "w_cf"),

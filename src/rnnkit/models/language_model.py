@@ -101,7 +101,8 @@ class LanguageModel(nn.Module):
             raise ValueError("generation needs a non-empty prime")
         self.eval()
         device = self.embedding.weight.device
-        step = self.rnn.stepper()       # one step per call: the layer's lean path (C++ kernels)
+        # one step per call: the layer's lean path (C++ kernels); recording reads every gate instead
+        step = None if record else self.rnn.stepper()
 
         def read(tokens: Tensor, state=None):                 # (1, T) -> logits (1, T, V), state
             if record:

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor, nn
 
-from ..layers import GRU, LSTM, RNN
+from ..layers import GRU, LSTM, RNN, dropout
 from ..sampling import sample_next
 from ..unroll import State
 
@@ -67,7 +67,6 @@ class LanguageModel(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed)
         self.rnn = _recurrent_layer(config)
-        self.dropout = nn.Dropout(config.dropout)
         # One dense layer applied to all B·T hidden states at once (one GEMM), not per step.
         self.output = nn.Linear(config.hidden, config.vocab_size)
 
@@ -75,7 +74,9 @@ class LanguageModel(nn.Module):
         """tokens (B, T) → logits (B, T, V) and the state after the last step."""
         x = self.embedding(tokens)                                       # (B, T, E)
         h, state = self.rnn(x, state)                                    # (B, T, H)
-        return self.output(self.dropout(h)), state                       # (B, T, V)
+        if self.training and self.config.dropout:
+            h = dropout(h, self.config.dropout)
+        return self.output(h), state                                     # (B, T, V)
 
     @torch.no_grad()
     def activations(self, tokens: Tensor, state: Optional[State] = None

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit.cli import keep_freed_memory
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 
 
@@ -50,6 +51,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
+    keep_freed_memory()                                  # as the `rnnkit` command does
     torch.manual_seed(0)
     cfg = LanguageModelConfig(vocab_size=70, embed=args.embed, hidden=args.hidden, layers=args.layers)
     ours = LanguageModel(cfg)

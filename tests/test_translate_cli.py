@@ -78,6 +78,25 @@ def test_translate_prints_translations_and_reports_unknown_words(trained, tmp_pa
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
+def test_bpe_pieces_are_learned_read_and_joined_back_into_words(pairs, tmp_path, capsys):
+    """With 20 merges most words are split into pieces; the model still learns the lexicon, and
+    what it prints and scores are whole words."""
+    run = tmp_path / "bpe"
+    assert main(["train", "translate", "--pairs", str(pairs), "--tokens", "bpe", "--bpe-merges", "20",
+                 "--label-smoothing", "0.1", "--attention", "dot", "--epochs", "12", "--out", str(run),
+                 *SMALL]) == 0
+    vocab = json.loads((run / "vocab.json").read_text())
+    assert 0 < len(vocab["bpe"]) <= 20
+    assert any(piece.endswith("@@") for piece in vocab["target"]["symbols"])
+    result = json.loads((run / "test.json").read_text())
+    assert result["decoding"]["greedy"]["exact_match"] >= 0.9
+    capsys.readouterr()
+    assert main(["translate", str(run), "--json", "Der rote hund mag die katze nicht."]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["translation"].startswith("the red dog likes") and "@@" not in row["translation"]
+    assert row["unknown"] == ["die"]        # reported as the word, though only its "d@@" is unknown
+
+
 def test_a_run_without_attention_has_no_attention_to_plot(pairs, tmp_path, fails, capsys):
     run = tmp_path / "plain"
     assert main(["train", "translate", "--pairs", str(pairs), "--attention", "none",
@@ -139,11 +158,16 @@ def test_bad_flags_are_refused(pairs, tmp_path, fails, capsys):
           "--max-length must be at least 1")
     fails(["train", "translate", "--pairs", str(pairs), "--hidden", "15", "--bidirectional", *out], capsys,
           "hidden must be even")
+    fails(["train", "translate", "--pairs", str(pairs), "--tokens", "bpe", "--bpe-merges", "-1", *out],
+          capsys, "--bpe-merges must be >= 0, got -1")
+    fails(["train", "translate", "--pairs", str(pairs), "--label-smoothing", "1", *out], capsys,
+          "--label-smoothing must be in [0, 1), got 1.0")
 
 
 def test_resume_after_a_crash_continues_the_same_curve(pairs, tmp_path, monkeypatch):
     common = ["--pairs", str(pairs), "--epochs", "2", "--eval-every", "15",
-              "--sampling-rate", "0.25", *SMALL]
+              "--sampling-rate", "0.25", "--label-smoothing", "0.1", "--tokens", "bpe",
+              "--bpe-merges", "20", *SMALL]
     full, crashed = tmp_path / "full", tmp_path / "crashed"
     assert main(["train", "translate", *common, "--out", str(full)]) == 0
     from rnnkit.tasks.translate import TranslateTask

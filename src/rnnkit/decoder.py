@@ -110,10 +110,11 @@ class Decoder(nn.Module):
                 word = torch.where(use_model, sampled, inputs[:, t + 1: t + 2])
         return torch.cat(logits, 1), None if self.attention is None else torch.cat(weights, 1)
 
-    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Mean cross-entropy per real target word (the padding after each <eos> is masked)."""
+    def loss(self, logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
+        """Mean cross-entropy per real target word (the padding after each <eos> is masked); with
+        ``label_smoothing`` ε against (1 - ε)·one-hot + ε/V (Szegedy et al. 2016), for training."""
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                               ignore_index=self.pad_id)
+                               ignore_index=self.pad_id, label_smoothing=label_smoothing)
 
     @torch.no_grad()
     def validation_scores(self, batches: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:

@@ -6,9 +6,11 @@ Data: a TSV of ``source<TAB>target`` lines (``--pairs``, with ``--valid-pairs`` 
 or a fixed split), the German–English sentences of Debian's trans-de-en dictionary
 (``--dataset de-en``), or generated human-written dates → ISO dates (``--dataset dates``, whose
 test half is in date formats held out of training). Sentences are lower-cased and split into words
-and punctuation (or into characters, ``--tokens char``); words outside the vocabulary become <unk>
-and are counted. Pairs whose sides are longer than ``--max-length`` tokens are left out of training
-only: validation and test keep everything.
+and punctuation (or into characters, ``--tokens char``, or into the words' subword pieces learned by
+byte-pair encoding on both sides of the training pairs, ``--tokens bpe``: data/bpe.py); tokens
+outside the vocabulary become <unk> and are counted. Pairs whose sides are longer than
+``--max-length`` tokens (words for bpe) are left out of training only: validation and test keep
+everything. Output pieces are joined back into words before scoring and display.
 
 The model (models/seq2seq.py) learns by teacher forcing; the ``best`` checkpoint is the one with the
 lowest validation loss per target token. The test split is then translated greedily and by beam
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from ..attention import ATTENTION
 from ..data.batching import BucketBatches, pad_sequences
 from ..data.errors import data_from
+from ..data.bpe import BPE, join_pieces
 from ..data.pairs import (DATE_HELD_OUT, Pairs, dates_splits, detokenize, load_de_en, read_pairs,
                           sentence_tokens, split_pairs)
 from ..data.text import read_text
@@ -45,18 +48,19 @@ from .common import (BatchedTask, UsageError, add_training_arguments, apply_reci
 
 TASK = "translate"
 DATASETS = ("de-en", "dates")
+TOKENS = ("word", "char", "bpe")
 
 # Defaults by data set; a flag given on the command line always wins. "pairs" is the user's file.
 RECIPES: dict[str, dict] = {
-    "dates": dict(tokens="char", min_count=1, embed=32, hidden=128, layers=1, bidirectional=True,
-                  reverse_source=False,
-                  attention="additive", dropout=0.2, lr=3e-3, batch_size=64, epochs=10, max_length=60),
-    "de-en": dict(tokens="word", min_count=2, embed=256, hidden=256, layers=1, bidirectional=False,
-                  reverse_source=True,
-                  attention="dot", dropout=0.3, lr=2e-3, batch_size=64, epochs=12, max_length=30),
-    "pairs": dict(tokens="word", min_count=1, embed=256, hidden=256, layers=1, bidirectional=False,
-                  reverse_source=False,
-                  attention="dot", dropout=0.2, lr=2e-3, batch_size=64, epochs=10, max_length=50),
+    "dates": dict(tokens="char", bpe_merges=0, min_count=1, embed=32, hidden=128, layers=1,
+                  bidirectional=True, reverse_source=False, attention="additive", dropout=0.2,
+                  label_smoothing=0.0, lr=3e-3, batch_size=64, epochs=10, max_length=60),
+    "de-en": dict(tokens="bpe", bpe_merges=2000, min_count=1, embed=256, hidden=256, layers=1,
+                  bidirectional=False, reverse_source=True, attention="dot", dropout=0.3,
+                  label_smoothing=0.1, lr=2e-3, batch_size=64, epochs=12, max_length=30),
+    "pairs": dict(tokens="word", bpe_merges=4000, min_count=1, embed=256, hidden=256, layers=1,
+                  bidirectional=False, reverse_source=False, attention="dot", dropout=0.2,
+                  label_smoothing=0.0, lr=2e-3, batch_size=64, epochs=10, max_length=50),
 }
 DEFAULT_BEAMS = (1, 5)        # what training tests and `rnnkit eval` reports: greedy and beam 5
 
@@ -71,7 +75,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--encoding", default="utf-8")
     d.add_argument("--skip-bad-lines", action="store_true",
                    help="skip (and count) lines without a tab, with an empty side or bad bytes")
-    d.add_argument("--tokens", choices=("word", "char"), help="word: lower-cased words and punctuation")
+    d.add_argument("--tokens", choices=TOKENS,
+                   help="word: lower-cased words and punctuation; bpe: their subword pieces")
+    d.add_argument("--bpe-merges", type=int, help="--tokens bpe: merges learned (joint for both sides)")
     d.add_argument("--keep-case", action="store_true", help="do not lower-case")
     d.add_argument("--min-count", type=int, help="rarer words become <unk>")
     d.add_argument("--max-vocab", type=int, help="keep only the most frequent words (per side)")
@@ -89,6 +95,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--dropout", type=float)
     m.add_argument("--sampling-rate", type=float, default=0.0,
                    help="scheduled sampling: feed the model's own sampled word with this probability")
+    m.add_argument("--label-smoothing", type=float, default=None,
+                   help="training loss against (1 - ε)·one-hot + ε/V: ε (validation loss stays plain)")
     m.add_argument("--length-penalty", type=float, default=0.6,
                    help="beam search: GNMT's α (0: total log-probability)")
     add_training_arguments(p, lr=None, batch_size=None, eval_every=None)
@@ -101,6 +109,8 @@ def _data_config(args) -> dict:
         raise UsageError("give the pairs to learn: --dataset de-en|dates or --pairs FILE.tsv")
     if (args.valid_pairs or args.test_pairs) and not args.pairs:
         raise UsageError("--valid-pairs/--test-pairs go with --pairs")
+    if args.bpe_merges < 0:
+        raise UsageError(f"--bpe-merges must be >= 0, got {args.bpe_merges}")
     for name in ("min_count", "max_length"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -108,11 +118,14 @@ def _data_config(args) -> dict:
         raise UsageError(f"--max-vocab must be more than {len(TokenVocab.SPECIALS)}, got {args.max_vocab}")
     if not 0 <= args.sampling_rate <= 1:
         raise UsageError(f"--sampling-rate must be in [0, 1], got {args.sampling_rate}")
+    if not 0 <= args.label_smoothing < 1:
+        raise UsageError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if args.length_penalty < 0:
         raise UsageError(f"--length-penalty must be >= 0, got {args.length_penalty}")
     return {"dataset": args.dataset, "pairs": _str(args.pairs), "valid_pairs": _str(args.valid_pairs),
             "test_pairs": _str(args.test_pairs), "encoding": args.encoding,
-            "skip_bad_lines": args.skip_bad_lines, "tokens": args.tokens, "lower": not args.keep_case,
+            "skip_bad_lines": args.skip_bad_lines, "tokens": args.tokens,
+            "bpe_merges": args.bpe_merges if args.tokens == "bpe" else None, "lower": not args.keep_case,
             "min_count": args.min_count, "max_vocab": args.max_vocab, "max_length": args.max_length}
 
 
@@ -164,30 +177,54 @@ class Encoded:
                 self.targets[idx, : int(tl.max())].to(device))
 
 
-def encode_pairs(pairs: Pairs, vocabs: dict[str, TokenVocab], d: dict) -> Encoded:
+def _level(d: dict) -> str:
+    """How a sentence splits into the units scored and shown: characters or words."""
+    return "char" if d["tokens"] == "char" else "word"
+
+
+def model_tokens(text: str, d: dict, bpe: Optional[BPE]) -> list[str]:
+    """The tokens the model reads or writes for a sentence: its words (and punctuation), its
+    characters, or the BPE pieces of its words."""
+    tokens = sentence_tokens(text, _level(d), d["lower"])
+    return bpe.segment(tokens) if d["tokens"] == "bpe" else tokens
+
+
+def output_units(tokens: list[str], d: dict) -> list[str]:
+    """Decoded tokens as the words (or characters) they spell: BPE pieces joined."""
+    return join_pieces(tokens) if d["tokens"] == "bpe" else tokens
+
+
+def encode_pairs(pairs: Pairs, vocabs: dict, d: dict) -> Encoded:
     src_ids, tgt_ids, unknown, total = [], [], 0, 0
+    bpe = vocabs.get("bpe")
     for s, t in zip(pairs.sources, pairs.targets):
-        ids = vocabs["source"].encode(sentence_tokens(s, d["tokens"], d["lower"]))
+        ids = vocabs["source"].encode(model_tokens(s, d, bpe))
         unknown += sum(i == TokenVocab.unk_id for i in ids)
         total += len(ids)
         src_ids.append(ids)
-        tgt_ids.append(vocabs["target"].encode(sentence_tokens(t, d["tokens"], d["lower"]))
-                       + [TokenVocab.eos_id])
+        tgt_ids.append(vocabs["target"].encode(model_tokens(t, d, bpe)) + [TokenVocab.eos_id])
     sources, source_lengths = pad_sequences(src_ids, TokenVocab.pad_id)
     targets, target_lengths = pad_sequences(tgt_ids, TokenVocab.pad_id)
     return Encoded(sources, source_lengths, targets, target_lengths, unknown, total)
 
 
-def build_vocabs(train: Pairs, d: dict) -> dict[str, TokenVocab]:
-    tokens = lambda texts: (sentence_tokens(x, d["tokens"], d["lower"]) for x in texts)
-    return {side: TokenVocab.build(tokens(texts), d["min_count"], d["max_vocab"])
-            for side, texts in (("source", train.sources), ("target", train.targets))}
+def build_vocabs(train: Pairs, d: dict) -> dict:
+    """The source and target vocabularies, and with --tokens bpe the merges (learned jointly on
+    both sides' words: names and numbers then split alike in both languages)."""
+    bpe = None
+    if d["tokens"] == "bpe":
+        words = (w for x in train.sources + train.targets for w in sentence_tokens(x, "word", d["lower"]))
+        bpe = BPE.learn(words, d["bpe_merges"])
+    tokens = lambda texts: (model_tokens(x, d, bpe) for x in texts)
+    vocabs = {side: TokenVocab.build(tokens(texts), d["min_count"], d["max_vocab"])
+              for side, texts in (("source", train.sources), ("target", train.targets))}
+    return vocabs if bpe is None else {**vocabs, "bpe": bpe}
 
 
 def _short_enough(pairs: Pairs, d: dict) -> Pairs:
     keep = [i for i, (s, t) in enumerate(zip(pairs.sources, pairs.targets))
-            if max(len(sentence_tokens(s, d["tokens"], d["lower"])),
-                   len(sentence_tokens(t, d["tokens"], d["lower"]))) <= d["max_length"]]
+            if max(len(sentence_tokens(s, _level(d), d["lower"])),
+                   len(sentence_tokens(t, _level(d), d["lower"]))) <= d["max_length"]]
     if not keep:
         raise UsageError(f"no training pair has at most --max-length {d['max_length']} tokens a side")
     return Pairs([pairs.sources[i] for i in keep], [pairs.targets[i] for i in keep], 0)
@@ -201,16 +238,18 @@ class TranslateTask(BatchedTask):
     unit = "words"
 
     def __init__(self, train: Encoded, valid: Encoded, batch_size: int, seed: int,
-                 device: torch.device, sampling_rate: float = 0.0) -> None:
+                 device: torch.device, sampling_rate: float = 0.0, label_smoothing: float = 0.0
+                 ) -> None:
         self.train, self.valid, self.device = train, valid, device
-        self.sampling_rate = sampling_rate
+        self.sampling_rate, self.label_smoothing = sampling_rate, label_smoothing
         self.batches = BucketBatches(train.source_lengths, batch_size, seed)
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         source, lengths, targets = self.train.batch(next(self.batches), self.device)
         inputs = teacher_inputs(targets, TokenVocab.go_id)
         logits, _ = model(source, lengths, inputs, self.sampling_rate)
-        return model.decoder.loss(logits, targets), int((targets != TokenVocab.pad_id).sum())
+        return (model.decoder.loss(logits, targets, self.label_smoothing),
+                int((targets != TokenVocab.pad_id).sum()))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -249,7 +288,8 @@ def train(args: argparse.Namespace) -> dict:
     d = dict(d, test_fingerprint=pairs_fingerprint(splits["test"]), max_output=longest + 10)
     config = {"task": TASK, "model": model_cfg.to_json(), "train": asdict(cfg), "data": d,
               "recipe": recipe, "device": str(device), "batch_size": args.batch_size,
-              "sampling_rate": args.sampling_rate, "length_penalty": args.length_penalty,
+              "sampling_rate": args.sampling_rate, "label_smoothing": args.label_smoothing,
+              "length_penalty": args.length_penalty,
               "sizes": {name: len(e.source_lengths) for name, e in enc.items()},
               "skipped_lines": splits["train"].skipped,
               "left_out_long": len(splits["train"].sources) - len(train_pairs.sources)}
@@ -260,17 +300,18 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(model_cfg).to(device)
     task = TranslateTask(enc["train"], enc["valid"], args.batch_size, cfg.seed, device,
-                         args.sampling_rate)
+                         args.sampling_rate, args.label_smoothing)
     return _fit_and_test(run, config, vocabs, model, task, splits["test"], cfg, device, resume=False)
 
 
 def _describe_data(config: dict, vocabs: dict, enc: dict) -> str:
     sizes = config["sizes"]
     test = enc["test"]
+    d = config["data"]
+    units = {"word": "words", "char": "characters", "bpe": "BPE pieces"}[d["tokens"]]
     line = (f"{sizes['train']:,} training, {sizes['valid']:,} validation and {sizes['test']:,} test "
             f"pairs; vocabularies {len(vocabs['source']):,} source / {len(vocabs['target']):,} target "
-            f"{config['data']['tokens']}s; {100 * test.unknown / max(1, test.tokens):.1f} % of test "
-            f"source {config['data']['tokens']}s are <unk>")
+            f"{units}; {100 * test.unknown / max(1, test.tokens):.1f} % of test source {units} are <unk>")
     if config["skipped_lines"]:
         line += f"; {config['skipped_lines']} bad lines skipped"
     if config["left_out_long"]:
@@ -309,7 +350,8 @@ def _resume(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(**config["train"])
     model = Seq2Seq(Seq2SeqConfig(**config["model"])).to(device)
     task = TranslateTask(train_enc, encode_pairs(splits["valid"], vocabs, d), config["batch_size"],
-                         cfg.seed, device, config["sampling_rate"])
+                         cfg.seed, device, config["sampling_rate"],
+                         config.get("label_smoothing", 0.0))
     return _fit_and_test(run, config, vocabs, model, task, splits["test"], cfg, device, resume=True)
 
 
@@ -319,13 +361,14 @@ def _checked_splits(run: Path, config: dict) -> dict[str, Pairs]:
     return splits
 
 
-def _vocabs(obj: dict) -> dict[str, TokenVocab]:
-    return {side: vocab_from_json(obj[side]) for side in ("source", "target")}
+def _vocabs(obj: dict) -> dict:
+    vocabs = {side: vocab_from_json(obj[side]) for side in ("source", "target")}
+    return vocabs if "bpe" not in obj else {**vocabs, "bpe": BPE.from_json(obj["bpe"])}
 
 
 # ---- decoding and scoring ------------------------------------------------------------------------------
 
-def load_run(run: Path, device: torch.device) -> tuple[Seq2Seq, dict, dict[str, TokenVocab]]:
+def load_run(run: Path, device: torch.device) -> tuple[Seq2Seq, dict, dict]:
     weights, meta, _ = load_checkpoint(checkpoint_path(run), device)
     config = meta["config"]
     model = Seq2Seq(Seq2SeqConfig(**config["model"])).to(device)
@@ -366,15 +409,15 @@ def test_run(run: Path, model: Seq2Seq, config: dict, vocabs: dict, test: Pairs,
     d = config["data"]
     alpha = config["length_penalty"] if alpha is None else alpha
     enc = encode_pairs(test, vocabs, d)
-    references = [sentence_tokens(t, d["tokens"], d["lower"]) for t in test.targets]
+    references = [sentence_tokens(t, _level(d), d["lower"]) for t in test.targets]
     result = {"split": "test", "pairs": len(references),
               "source_unknown_rate": enc.unknown / max(1, enc.tokens), "length_penalty": alpha,
               "decoding": {}}
     for beam in beams:
         outputs = decode(model, enc, beam, alpha, d["max_output"], device)
-        hypotheses = [vocabs["target"].decode(ids) for ids in outputs]
+        hypotheses = [output_units(vocabs["target"].decode(ids), d) for ids in outputs]
         name = "greedy" if beam == 1 else f"beam_{beam}"
-        scores = score(hypotheses, references, d["tokens"])
+        scores = score(hypotheses, references, _level(d))
         if test.tags:                      # dates: formats seen in training vs held out
             for part, keep in (("seen_formats", False), ("held_out_formats", True)):
                 rows = [i for i, tag in enumerate(test.tags) if (tag in DATE_HELD_OUT) == keep]
@@ -399,12 +442,13 @@ def translate_texts(model: Seq2Seq, config: dict, vocabs: dict, texts: Sequence[
     enc = encode_pairs(Pairs(list(texts), [""] * len(texts)), vocabs, d)
     outputs = decode(model, enc, beam, alpha, d["max_output"], device)
     rows = []
-    for text, ids, length in zip(texts, outputs, enc.source_lengths.tolist()):
-        tokens = sentence_tokens(text, d["tokens"], d["lower"])
-        unknown = [t for t, i in zip(tokens, enc.sources[len(rows), :length].tolist())
-                   if i == TokenVocab.unk_id]
-        rows.append({"source": text, "translation": detokenize(vocabs["target"].decode(ids), d["tokens"]),
-                     "unknown": unknown})
+    bpe = vocabs.get("bpe")
+    for text, ids in zip(texts, outputs):
+        # The words (or characters) read as <unk>, in whole or, for BPE, in part.
+        unknown = [u for u in sentence_tokens(text, _level(d), d["lower"])
+                   if TokenVocab.unk_id in vocabs["source"].encode(model_tokens(u, d, bpe))]
+        translation = detokenize(output_units(vocabs["target"].decode(ids), d), _level(d))
+        rows.append({"source": text, "translation": translation, "unknown": unknown})
     if attention:
         for row, (source, target, weights) in zip(rows, attention_maps(model, enc, outputs, vocabs,
                                                                        device)):

@@ -93,49 +93,60 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 def beam_search(step: Step, reorder: Reorder, state: Any, batch: int, beam: int, go_id: int,
                 eos_id: int, max_len: int, alpha: float = 0.6,
                 device: torch.device | str = "cpu") -> list[list[int]]:
-    """The K best partial outputs of every row are extended by every symbol, and the K best of those
-    kept. A hypothesis that outputs <eos> is finished: it stays in the beam with its score frozen
-    (extended only by <eos> at no cost), so it competes with the live ones to the end. The search
-    stops when every beam is finished or after max_len symbols, and each row's answer is its beam's
-    best score / length_penalty. With K = 1 this is exactly greedy decoding.
+    """Keep the K most likely unfinished outputs of every row; each step extends them by every
+    symbol and keeps the K best extensions. An extension ending in <eos> (or cut at max_len) is a
+    finished output: it leaves the beam, whose slot the next step refills, and competes for the row's
+    answer by log P / length_penalty. (Leaving finished outputs in the beam instead lets short ones
+    crowd out the longer ones the length penalty is there to favour.) A row is done when no live
+    output can still beat its best finished one; with K = 1 this is exactly greedy decoding.
 
     ``state`` holds B rows; it is repeated K times here (row b's beams are rows b·K … b·K + K - 1)."""
     if beam < 1:
         raise ValueError(f"beam width must be at least 1, got {beam}")
+    if alpha < 0:
+        raise ValueError(f"length penalty α must be >= 0, got {alpha}")
     B, K = batch, beam
     state = reorder(state, torch.arange(B, device=device).repeat_interleave(K))
-    scores = torch.full((B, K), float("-inf"), device=device)
+    scores = torch.full((B, K), float("-inf"), device=device)   # log P of the live outputs
     scores[:, 0] = 0.0                            # K copies of one start: only the first may expand
     tokens = torch.full((B * K,), go_id, dtype=torch.long, device=device)
-    finished = torch.zeros(B, K, dtype=torch.bool, device=device)
-    lengths = torch.zeros(B, K, dtype=torch.long, device=device)   # symbols output, <eos> included
+    best = torch.full((B,), float("-inf"), device=device)        # best finished log P / penalty
+    best_step = torch.zeros(B, dtype=torch.long, device=device)  # ... the step it ended at
+    best_beam = torch.zeros(B, dtype=torch.long, device=device)  # ... and its slot there
     history: list[tuple[Tensor, Tensor]] = []     # per step: (backpointer (B, K), symbol (B, K))
     offsets = (torch.arange(B, device=device) * K).unsqueeze(1)    # (B, 1)
-    for _ in range(max_len):
+    longest = length_penalty(torch.tensor(max_len), alpha).item()
+    for t in range(max_len):
         log_probs, state = step(tokens, state)                            # (N, V)
         V = log_probs.shape[-1]
-        log_probs = log_probs.float().view(B, K, V)
-        ended = torch.full((V,), float("-inf"), device=device)
-        ended[eos_id] = 0.0
-        log_probs = torch.where(finished.unsqueeze(-1), ended, log_probs)
-        candidates = (scores.unsqueeze(-1) + log_probs).view(B, K * V)   # (B, K·V)
-        scores, flat = candidates.topk(K, dim=1)                          # (B, K)
+        candidates = (scores.unsqueeze(-1) + log_probs.float().view(B, K, V)).view(B, K * V)
+        top, flat = candidates.topk(K, dim=1)                             # (B, K)
         back, symbol = flat // V, flat % V
-        was_finished = finished.gather(1, back)
-        lengths = lengths.gather(1, back) + (~was_finished).long()
-        finished = was_finished | (symbol == eos_id)
         history.append((back, symbol))
+        ends = symbol == eos_id
+        finished = ends | (t == max_len - 1)
+        normalized = (top / length_penalty(torch.tensor(t + 1), alpha)).masked_fill(~finished,
+                                                                                     float("-inf"))
+        row_best, row_beam = normalized.max(1)                            # (B,)
+        better = row_best > best
+        best = torch.where(better, row_best, best)
+        best_step = torch.where(better, t, best_step)
+        best_beam = torch.where(better, row_beam, best_beam)
+        scores = top.masked_fill(ends, float("-inf"))
+        # A live log P s ≤ 0 only falls, and the penalty grows to at most its value at max_len, so
+        # s / penalty(max_len) bounds every output the row can still finish.
+        if bool((scores.max(1).values / longest <= best).all()):
+            break
         tokens = symbol.view(-1)
         state = reorder(state, (back + offsets).view(-1))
-        if bool(finished.all()):
-            break
     if not history:
         return [[] for _ in range(B)]
-    best = (scores / length_penalty(lengths, alpha)).argmax(1)           # (B,)
-    # Follow the backpointers from each row's best final beam to the start.
+    # Follow the backpointers from each row's best finished output to the start.
     symbols = []
-    k = best
-    for back, symbol in reversed(history):
-        symbols.append(symbol.gather(1, k.unsqueeze(1)).squeeze(1))
-        k = back.gather(1, k.unsqueeze(1)).squeeze(1)
+    k = best_beam
+    for t in range(len(history) - 1, -1, -1):
+        back, symbol = history[t]
+        ended = t <= best_step                       # steps after a row's answer ended output <eos>
+        symbols.append(torch.where(ended, symbol.gather(1, k.unsqueeze(1)).squeeze(1), eos_id))
+        k = torch.where(ended, back.gather(1, k.unsqueeze(1)).squeeze(1), k)
     return _strip(torch.stack(symbols[::-1], 1), eos_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rnnkit.cli import main
+from rnnkit.tasks.translate import bleu_difference, score
 
 SMALL = ["--embed", "24", "--hidden", "48", "--log-every", "50", "--batch-size", "16",
          "--lr", "1e-2", "--dropout", "0", "--precision", "fp32"]
@@ -57,6 +58,31 @@ def test_eval_scores_the_decodings_asked(trained, capsys):
     assert set(result["decoding"]) == {"greedy", "beam_3"}
     assert 0 <= result["decoding"]["beam_3"]["chrf"] <= 100
     assert result["source_unknown_rate"] == 0.0
+    versus = result["decoding"]["beam_3"]["vs_greedy"]
+    assert versus["bleu_delta"] == pytest.approx(result["decoding"]["beam_3"]["bleu"]
+                                                 - result["decoding"]["greedy"]["bleu"])
+    assert versus["ci95"][0] <= versus["ci95"][1]
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_none():
+    rng = random.Random(0)
+    words = sorted(LEXICON.values())
+    references = [rng.choices(words, k=rng.randint(4, 9)) for _ in range(400)]
+    same = bleu_difference(references, [list(r) for r in references], references, "word")
+    assert same == {"bleu_delta": 0.0, "ci95": [0.0, 0.0]}
+    worse = [list(r) for r in references]
+    for r in worse[:40]:                          # a tenth of the sentences lose a word
+        r[1] = "zzz"
+    result = bleu_difference(references, worse, references, "word")
+    expected = score(worse, references, "word")["bleu"] - 100
+    assert result["bleu_delta"] == pytest.approx(expected) and expected < -1
+    assert result["ci95"][0] < expected < result["ci95"][1] < 0
+    # Two halves of the same quality: the test set cannot tell them apart.
+    other = [list(r) for r in references]
+    for r in other[200:240]:
+        r[1] = "zzz"
+    tie = bleu_difference(worse, other, references, "word")
+    assert tie["ci95"][0] < 0 < tie["ci95"][1]
 
 
 def test_translate_prints_translations_and_reports_unknown_words(trained, tmp_path, capsys):

@@ -402,6 +402,30 @@ def score(hypotheses: Sequence[list[str]], references: Sequence[list[str]], leve
             "chrf": sacrebleu.corpus_chrf(hyp, [ref]).score, "exact_match": exact}
 
 
+def bleu_difference(base: Sequence[list[str]], system: Sequence[list[str]],
+                    references: Sequence[list[str]], level: str, samples: int = 1000,
+                    seed: int = 0) -> dict:
+    """Paired bootstrap (Koehn 2004): draw the test sentences with replacement ``samples`` times and
+    score both systems on the same draw. Returns the BLEU difference system − base on the whole
+    test set and the 2.5th and 97.5th percentiles of the drawn differences: an interval that holds
+    0 means the test set cannot tell the two apart, as at BLEU of a few points it often cannot."""
+    from sacrebleu.metrics import BLEU
+    metric = BLEU()
+    ref = [[detokenize(r, level) for r in references]]
+    # Per sentence: sacrebleu's sufficient statistics (n-gram matches and totals, lengths), whose
+    # sums over any set of sentences give that set's corpus BLEU.
+    stats = [np.array(metric._extract_corpus_statistics([detokenize(h, level) for h in hyps], ref))
+             for hyps in (base, system)]
+
+    def bleu(s: np.ndarray) -> float:
+        return metric._compute_score_from_stats(list(s.sum(0))).score
+
+    draws = np.random.default_rng(seed).integers(0, len(references), (samples, len(references)))
+    deltas = np.array([bleu(stats[1][i]) - bleu(stats[0][i]) for i in draws])
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return {"bleu_delta": bleu(stats[1]) - bleu(stats[0]), "ci95": [float(low), float(high)]}
+
+
 def test_run(run: Path, model: Seq2Seq, config: dict, vocabs: dict, test: Pairs,
              device: torch.device, beams: Sequence[int] = DEFAULT_BEAMS,
              alpha: Optional[float] = None) -> dict:
@@ -413,6 +437,7 @@ def test_run(run: Path, model: Seq2Seq, config: dict, vocabs: dict, test: Pairs,
     result = {"split": "test", "pairs": len(references),
               "source_unknown_rate": enc.unknown / max(1, enc.tokens), "length_penalty": alpha,
               "decoding": {}}
+    systems: dict[str, list[list[str]]] = {}
     for beam in beams:
         outputs = decode(model, enc, beam, alpha, d["max_output"], device)
         hypotheses = [output_units(vocabs["target"].decode(ids), d) for ids in outputs]
@@ -424,6 +449,11 @@ def test_run(run: Path, model: Seq2Seq, config: dict, vocabs: dict, test: Pairs,
                 scores[f"exact_match_{part}"] = (sum(hypotheses[i] == references[i] for i in rows)
                                                  / max(1, len(rows)))
         result["decoding"][name] = scores
+        systems[name] = hypotheses
+    first, *others = systems                       # greedy, unless other beams were asked
+    for name in others if references else ():
+        result["decoding"][name][f"vs_{first}"] = bleu_difference(
+            systems[first], systems[name], references, _level(d))
     write_json(run / "test.json", result)
     if model.decoder.attention is not None:
         translate_texts(model, config, vocabs, test.sources[:4], 1, alpha, device,

@@ -108,6 +108,28 @@ def test_kernels_pass_gradcheck_with_lengths_and_initial_state(cls):
     assert layer.last_impl == "recurrence+kernels"
 
 
+@pytest.mark.parametrize("cls", CELLS)
+def test_kernels_split_over_threads_equal_the_loop(cls):
+    """Enough work for the kernels to split rows and blocks of 64 units over torch's threads;
+    H = 130 leaves a last block of 2 units, and one row ends early."""
+    if kernels.load() is None:
+        pytest.skip(f"no compiled kernels here: {kernels.build_error()}")
+    torch.manual_seed(3)
+    layer = cls(4, 130, batch_first=True, **F64)
+    x, lengths = torch.randn(3, 400, 4, **F64), torch.tensor([400, 250, 399])
+    h0 = torch.rand(1, 3, 130, **F64) + 0.1
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fast = run(layer, x, "recurrence", lengths=lengths, hx=h0)
+    finally:
+        torch.set_num_threads(threads)
+    assert layer.last_impl == "recurrence+kernels"
+    loop = run(layer, x, "loop", lengths=lengths, hx=h0)
+    for a, b in zip(fast[0] + tuple(fast[1]), loop[0] + tuple(loop[1])):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
+
+
 def test_written_out_backward_of_the_recurrence_passes_gradcheck():
     a = (torch.rand(5, 2, 3, **F64) + 0.1).requires_grad_()
     b, h0 = torch.randn(5, 2, 3, **F64, requires_grad=True), torch.randn(2, 3, **F64, requires_grad=True)

@@ -26,7 +26,9 @@ import torch
 __all__ = ["load", "build", "build_error", "step_kernels"]
 
 SOURCE = Path(__file__).parent / "csrc" / "steps.cpp"
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp-simd"]
+# -fopenmp: at::parallel_for (the minGRU/minLSTM recurrences) runs on torch's own OpenMP threads;
+# the extension's libgomp.so.1 resolves to the copy torch has already loaded.
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp"]
 
 _state: dict = {}
 
@@ -66,6 +68,7 @@ def load(verbose: bool = False) -> Optional[object]:
             build = _build_dir()
             build.mkdir(parents=True, exist_ok=True)
             cpp_extension.load(name="rnnkit_steps", sources=[str(SOURCE)], extra_cflags=FLAGS,
+                               extra_ldflags=["-fopenmp"],
                                build_directory=str(build), is_python_module=False,
                                verbose=verbose)
             _state["ops"] = torch.ops.rnnkit_steps

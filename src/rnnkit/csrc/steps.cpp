@@ -18,6 +18,7 @@
 // rows are kept per thread rather than allocated per call (at B = 1 allocations cost more than
 // the arithmetic).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -382,6 +383,24 @@ template <typename T> inline T softplus(T v) {
   return (v > T(0) ? v : T(0)) + std::log1p(std::exp(-std::fabs(v)));
 }
 
+// Rows of the batch and blocks of hidden units never interact, so the work is split over
+// (row, block of kColumns units) across torch's threads: at B = 16, H = 256 that is 64 pieces.
+constexpr int64_t kColumns = 64;
+
+// Runs body(b, j0, j1) for every row b and block [j0, j1) of the H units, on torch's threads when
+// there is enough work (each piece at least ~64k element-steps).
+template <typename F>
+void over_rows_and_blocks(int64_t B, int64_t T, int64_t H, const F& body) {
+  const int64_t blocks = (H + kColumns - 1) / kColumns, width = std::min(H, kColumns);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, T * width));
+  at::parallel_for(0, B * blocks, grain, [&](int64_t first, int64_t last) {
+    for (int64_t piece = first; piece < last; ++piece) {
+      const int64_t b = piece / blocks, j0 = (piece % blocks) * kColumns;
+      body(b, j0, std::min(H, j0 + kColumns));
+    }
+  });
+}
+
 template <int G>
 void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& lengths,
                      at::Tensor h_out) {
@@ -393,14 +412,14 @@ void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor
     using T_ = scalar_t;
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>();
     T_* hp = h_out.data_ptr<T_>();
-    for (int64_t b = 0; b < B; ++b) {
+    over_rows_and_blocks(B, T, H, [&](int64_t b, int64_t j0, int64_t j1) {
       const T_* prev = hp0 + b * H;
       for (int64_t t = 0; t < T; ++t) {
         const T_* xr = xp + (b * T + t) * G * H;
         T_* h = hp + (b * T + t) * H;
         const T_ on = t < len[b] ? T_(1) : T_(0);        // 0 past the length: the state stays
         _Pragma("omp simd")
-        for (int64_t j = 0; j < H; ++j) {
+        for (int64_t j = j0; j < j1; ++j) {
           T_ a, c;     // c: b's weight on g(p): z (minGRU) or i' (minLSTM)
           if constexpr (G == 2) {
             c = on * sigm(xr[j]);
@@ -414,7 +433,7 @@ void min_rnn_forward(const at::Tensor& x, const at::Tensor& h0, const at::Tensor
         }
         prev = h;
       }
-    }
+    });
   });
 }
 
@@ -433,18 +452,16 @@ void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tenso
     const T_ *xp = x.data_ptr<T_>(), *hp0 = h0.data_ptr<T_>(), *hp = h.data_ptr<T_>();
     const T_* gp = grad_h.data_ptr<T_>();
     T_ *dxp = d_x.data_ptr<T_>(), *dh0 = d_h0.data_ptr<T_>();
-    std::vector<T_> G_next(H), a_next(H);              // G_{t+1} and a_{t+1}
-    for (int64_t b = 0; b < B; ++b) {
-      std::fill(G_next.begin(), G_next.end(), T_(0));
-      std::fill(a_next.begin(), a_next.end(), T_(0));
-      T_ *Gp = G_next.data(), *an = a_next.data();
+    over_rows_and_blocks(B, T, H, [&](int64_t b, int64_t j0, int64_t j1) {
+      T_ G_next[kColumns] = {}, a_next[kColumns] = {};   // G_{t+1} and a_{t+1} of this block
+      T_ *Gp = G_next - j0, *an = a_next - j0;           // indexed by unit j in [j0, j1)
       for (int64_t t = T - 1; t >= 0; --t) {
         const T_ *xr = xp + (b * T + t) * G * H, *gh = gp + (b * T + t) * H;
         const T_* prev = t > 0 ? hp + (b * T + t - 1) * H : hp0 + b * H;
         T_* dx = dxp + (b * T + t) * G * H;
         const T_ on = t < len[b] ? T_(1) : T_(0);
         _Pragma("omp simd")
-        for (int64_t j = 0; j < H; ++j) {
+        for (int64_t j = j0; j < j1; ++j) {
           const T_ Gt = gh[j] + an[j] * Gp[j];
           const T_ p = xr[(G - 1) * H + j], gv = g_min(p);
           if constexpr (G == 2) {
@@ -465,8 +482,8 @@ void min_rnn_backward(const at::Tensor& x, const at::Tensor& h0, const at::Tenso
         }
       }
       _Pragma("omp simd")
-      for (int64_t j = 0; j < H; ++j) dh0[b * H + j] = an[j] * Gp[j];
-    }
+      for (int64_t j = j0; j < j1; ++j) dh0[b * H + j] = an[j] * Gp[j];
+    });
   });
 }
 
